@@ -1,0 +1,129 @@
+"""One training run from the command line: `python -m trainers --dataset digits --method dm --lam 1 --beta 8`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from tqdm import tqdm
+
+from trainers.config import TrainConfig
+from trainers.datasets import list_datasets, load_dataset
+from trainers.errors import ConfigError, DataError
+from trainers.losses import list_losses, loss_params
+from trainers.models import list_models
+from trainers.noise import NOISE_KINDS
+from trainers.training import Metrics, Trainer
+
+SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "emphasis_var")
+# Flags that set a method's hyperparameter; the method must have it (see --help for each method's list).
+METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": float, "eta": float,
+                "epsilon": float, "normalize": str}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every bad value
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    methods = "; ".join(f"{m}({', '.join(f'{k}={v}' for k, v in loss_params(m).items())})" for m in list_losses())
+    p = _Parser(
+        prog="python -m trainers",
+        description="Train one model on data with wrong labels and print the metrics of each epoch.",
+        epilog=f"methods and their parameters: {methods}",
+    )
+    d = TrainConfig()
+    p.add_argument("--dataset", default=d.dataset, help=f"one of: {', '.join(list_datasets())}")
+    p.add_argument("--data-root", default=None, help="folder of the data files (default: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
+    p.add_argument("--model", default=d.model, help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--method", default=d.method, help=f"one of: {', '.join(list_losses())}")
+    for flag, kind in METHOD_FLAGS.items():
+        p.add_argument(f"--{flag}", type=kind, default=None, help=f"the method's {flag}")
+    p.add_argument("--noise", default=f"{d.noise}:{d.noise_rate}", metavar="KIND:RATE",
+                   help=f"label noise, KIND one of: {', '.join(NOISE_KINDS)}; RATE in [0, 1) (default symmetric:0)")
+    p.add_argument("--split", default=d.split, help="search: train on the noisy 80%%, validate on the clean 20%%; final: train on all")
+    p.add_argument("--epochs", type=int, default=None, help=f"training length in epochs (default {d.epochs})")
+    p.add_argument("--iterations", type=int, default=None, help="training length in iterations instead of epochs")
+    p.add_argument("--optimizer", default=d.optimizer, help="sgd or adam")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--schedule", default=d.schedule, help="constant, multistep or cosine")
+    p.add_argument("--schedule-unit", default=d.schedule_unit, help="epoch or iteration: the unit of the next four")
+    p.add_argument("--milestones", default="", help="multistep: comma-separated, e.g. 15000,22000")
+    p.add_argument("--cosine-period", type=float, default=None, help="cosine: first period (default: the whole run)")
+    p.add_argument("--cosine-mult", type=float, default=d.cosine_mult, help="cosine: each restart's period ×")
+    p.add_argument("--warmup", type=float, default=d.warmup, help="linear warm-up length")
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--augment", choices=("on", "off"), default=None, help="crop and flip (default: the data set's)")
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--json", action="store_true", help="print each evaluation as one JSON line instead of a table")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the parsed flags describe (validated)."""
+    kind, _, rate = args.noise.partition(":")
+    try:
+        noise_rate = float(rate or 0)
+    except ValueError:
+        raise ConfigError("--noise", args.noise, "KIND:RATE with RATE a number, e.g. symmetric:0.4") from None
+    try:
+        milestones = tuple(float(m) for m in args.milestones.split(",") if m.strip())
+    except ValueError:
+        raise ConfigError("--milestones", args.milestones, "comma-separated numbers, e.g. 15000,22000") from None
+    params = {k: getattr(args, k) for k in METHOD_FLAGS if getattr(args, k) is not None}
+    epochs = args.epochs if args.epochs is not None or args.iterations is not None else TrainConfig().epochs
+    return TrainConfig(
+        dataset=args.dataset, data_root=args.data_root, model=args.model, dropout=args.dropout,
+        method=args.method, method_params=params, noise=kind, noise_rate=noise_rate, split=args.split,
+        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+        weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=epochs, iterations=args.iterations,
+        schedule=args.schedule, schedule_unit=args.schedule_unit, milestones=milestones,
+        cosine_period=args.cosine_period, cosine_mult=args.cosine_mult, warmup=args.warmup,
+        augment=None if args.augment is None else args.augment == "on", device=args.device, bf16=args.bf16,
+        seed=args.seed,
+    )
+
+
+def _row(metrics: Metrics) -> str:
+    cells = [f"epoch {metrics['epoch']:6.2f}"] + [f"{k} {metrics[k]:.4f}" for k in SHOWN if k in metrics]
+    return "  ".join(cells)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; 0 on success, 2 for a bad setting or unreadable data (one line on stderr)."""
+    args = _parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        trainer = Trainer(config, load_dataset(config.dataset, config.data_root))
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{config.dataset} · {config.model} · {config.method} {config.method_params or ''} · "
+          f"{config.noise} noise {trainer.info['noise_rate_realised']:.3f} realised · {trainer.info['device']}",
+          file=sys.stderr)
+    with tqdm(total=trainer.total_steps, unit="it", file=sys.stderr, disable=None, leave=False) as bar:
+        try:
+            for metrics in trainer:
+                bar.update(metrics["step"] - bar.n)
+                bar.write(json.dumps(metrics) if args.json else _row(metrics), file=sys.stdout)
+        except FloatingPointError as err:
+            print(f"error: training diverged: {err}", file=sys.stderr)
+            return 1
+    last = trainer.history[-1]
+    if not args.json:
+        best = ", ".join(f"{k} {last[k]:.4f}" for k in ("best_val_acc", "test_acc_at_best_val", "best_test_acc") if k in last)
+        print(f"final test_acc {last['test_acc']:.4f}; {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

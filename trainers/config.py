@@ -1,0 +1,118 @@
+"""One run's settings: a frozen dataclass whose field names are the search-space keys and MLflow params."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from trainers.datasets import list_datasets
+from trainers.errors import ConfigError
+from trainers.losses import make_loss
+from trainers.models import list_models
+from trainers.noise import NOISE_KINDS
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "split": ("search", "final"),
+    "optimizer": ("sgd", "adam"),
+    "schedule": ("constant", "multistep", "cosine"),
+    "schedule_unit": ("epoch", "iteration"),
+    "device": ("auto", "cpu", "cuda"),
+    "noise": NOISE_KINDS,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; units in comments. The same config and seed give the same run."""
+
+    # what
+    dataset: str = "digits"
+    data_root: str | None = None           # None: $NOISY_DATA_ROOT or ~/.cache/noisy-data
+    model: str = "mlp"
+    dropout: float = 0.0                   # before the final linear layer
+    method: str = "cce"                    # a loss from trainers.list_losses()
+    method_params: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"lam": 1.0, "beta": 8.0}
+    # noise and split
+    noise: str = "symmetric"
+    noise_rate: float = 0.0                # share of training labels corrupted, in [0, 1)
+    split: Literal["search", "final"] = "search"  # search: 80% noisy train, 20% clean validation
+    val_fraction: float = 0.2
+    # optimisation
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9                  # SGD only
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    epochs: int | None = 20                # length: epochs, or iterations (then set epochs to None)
+    iterations: int | None = None
+    # learning-rate schedule, in `schedule_unit`s
+    schedule: Literal["constant", "multistep", "cosine"] = "constant"
+    schedule_unit: Literal["epoch", "iteration"] = "epoch"
+    milestones: tuple[float, ...] = ()     # multistep: multiply by `gamma` at each
+    gamma: float = 0.1
+    cosine_period: float | None = None     # cosine: first period (None: the whole run)
+    cosine_mult: float = 1.0               # each period this much longer (warm restarts)
+    cosine_decay: float = 1.0              # each restart's peak this much lower
+    warmup: float = 0.0                    # linear warm-up from 0
+    # running
+    eval_every: int | None = None          # iterations between evaluations (None: once per epoch)
+    augment: bool | None = None            # None: the data set's default (crop and flip for CIFAR)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = False                     # bf16 autocast
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method_params", dict(self.method_params))
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        _one_of("dataset", self.dataset, tuple(list_datasets()))
+        _one_of("model", self.model, tuple(list_models()))
+        for name, allowed in _CHOICES.items():
+            _one_of(name, getattr(self, name), allowed)
+        make_loss(self.method, **self.method_params)
+        needed = {"asym-cifar10": "cifar10", "asym-cifar100": "cifar100"}.get(self.noise)
+        if needed and self.dataset != needed:
+            raise ConfigError("noise", self.noise, f"fits only the data set {needed}, not {self.dataset}")
+        _check("noise_rate", self.noise_rate, 0 <= self.noise_rate < 1, "a number in [0, 1)")
+        _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "a number in (0, 1)")
+        _check("dropout", self.dropout, 0 <= self.dropout < 1, "a number in [0, 1)")
+        _check("lr", self.lr, self.lr > 0, "a number > 0")
+        _check("momentum", self.momentum, 0 <= self.momentum < 1, "a number in [0, 1)")
+        _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "a number ≥ 0")
+        _check("batch_size", self.batch_size, _int(self.batch_size) and self.batch_size > 0, "an integer > 0")
+        if (self.epochs is None) == (self.iterations is None):
+            raise ConfigError("epochs", self.epochs, "set exactly one of epochs and iterations")
+        length = "epochs" if self.epochs is not None else "iterations"
+        value = getattr(self, length)
+        _check(length, value, _int(value) and value > 0, "an integer > 0")
+        _check("eval_every", self.eval_every, self.eval_every is None or (_int(self.eval_every) and self.eval_every > 0),
+               "an integer > 0, or None for once per epoch")
+        _check("gamma", self.gamma, self.gamma > 0, "a number > 0")
+        _check("milestones", self.milestones, all(m > 0 for m in self.milestones), "positive numbers")
+        _check("cosine_period", self.cosine_period, self.cosine_period is None or self.cosine_period > 0, "a number > 0")
+        _check("cosine_mult", self.cosine_mult, self.cosine_mult >= 1, "a number ≥ 1")
+        _check("warmup", self.warmup, self.warmup >= 0, "a number ≥ 0")
+        _check("seed", self.seed, _int(self.seed) and self.seed >= 0, "an integer ≥ 0")
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, e.g. to log as params; `method_params` nested."""
+        return dataclasses.asdict(self)
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_of(field_name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(field_name, value, "one of: " + ", ".join(allowed))
+
+
+def _check(field_name: str, value: object, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(field_name, value, allowed)

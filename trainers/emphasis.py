@@ -1,0 +1,104 @@
+"""Emphasis functions w(p): how much weight an example gets as a function of p_i (seed 002 §3)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from trainers.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Emphasis:
+    """A weighting w(p) on p in [0, 1] and its emphasis mode ψ = argmax_p w(p) (nan where w is flat).
+
+    `weight(p, r)` takes r = 1 − p too, so callers that know 1 − p more exactly than float32's 1 − p can
+    pass it; calling the emphasis with p alone uses r = 1 − p. Weights are float32.
+    """
+
+    name: str
+    weight: Callable[[Tensor, Tensor], Tensor]
+    mode: float
+
+    def __call__(self, p: Tensor, one_minus_p: Tensor | None = None) -> Tensor:
+        p = p.float()
+        return self.weight(p, 1 - p if one_minus_p is None else one_minus_p.float())
+
+
+def dm_weight(p: Tensor, lam: float, beta: float) -> Tensor:
+    """Derivative manipulation's weight exp(β·p^λ·(1−p)), computed in float32."""
+    return make_emphasis("dm", lam=lam, beta=beta)(p)
+
+
+def _dm(lam: float, beta: float) -> Emphasis:
+    _check("lam", lam, lam >= 0, "λ ≥ 0")
+    mode = lam / (lam + 1) if beta > 0 else (1.0 if beta < 0 else math.nan)
+    return Emphasis("dm", lambda p, r: torch.exp(beta * p.pow(lam) * r), mode)
+
+
+def _normal(psi: float, beta: float) -> Emphasis:
+    _check("psi", psi, psi >= 0, "ψ ≥ 0")
+    mode = min(psi, 1.0) if beta > 0 else (math.nan if beta == 0 else (0.0 if psi >= 0.5 else 1.0))
+    return Emphasis("normal", lambda p, r: torch.exp(-beta * p * (p - 2 * psi)), mode)
+
+
+def _exponential(beta: float) -> Emphasis:
+    mode = 0.0 if beta > 0 else (1.0 if beta < 0 else math.nan)
+    return Emphasis("exponential", lambda p, r: torch.exp(beta * r), mode)
+
+
+def _beta(alpha: float, eta: float) -> Emphasis:
+    _check("alpha", alpha, alpha >= 0, "α ≥ 0")
+    _check("eta", eta, eta >= 0, "η ≥ 0")
+    if alpha > 1 and eta > 1:
+        mode = (alpha - 1) / (alpha + eta - 2)
+    elif alpha <= 1 < eta:
+        mode = 0.0
+    elif eta <= 1 < alpha:
+        mode = 1.0
+    else:
+        mode = math.nan
+    return Emphasis("beta", lambda p, r: p.pow(alpha - 1) * r.pow(eta - 1), mode)
+
+
+def _gce(q: float) -> Emphasis:
+    _check("q", q, 0 <= q <= 1, "q in [0, 1]")
+    return Emphasis("gce", lambda p, r: 2 * p.pow(q) * r, q / (q + 1))
+
+
+_EMPHASES: dict[str, Callable[..., Emphasis]] = {
+    "dm": _dm,
+    "normal": _normal,
+    "exponential": _exponential,
+    "beta": _beta,
+    "cce": lambda: Emphasis("cce", lambda p, r: 2 * r, 0.0),
+    "mae": lambda: Emphasis("mae", lambda p, r: 2 * p * r, 0.5),
+    "mse": lambda: Emphasis("mse", lambda p, r: 4 * p * r**2, 1 / 3),
+    "gce": _gce,
+}
+
+
+def make_emphasis(name: str, **params: float) -> Emphasis:
+    """The emphasis function `name` (dm, normal, exponential, beta, cce, mae, mse, gce) with its parameters."""
+    if name not in _EMPHASES:
+        raise ConfigError("emphasis", name, "one of: " + ", ".join(list_emphases()))
+    try:
+        return _EMPHASES[name](**params)
+    except TypeError:
+        allowed = ", ".join(inspect.signature(_EMPHASES[name]).parameters) or "none"
+        raise ConfigError(f"{name} parameters", sorted(params), f"its parameters: {allowed}") from None
+
+
+def list_emphases() -> list[str]:
+    """Names of the emphasis functions."""
+    return sorted(_EMPHASES)
+
+
+def _check(field: str, value: float, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(field, value, allowed)

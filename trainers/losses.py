@@ -1,0 +1,216 @@
+"""Losses chosen by name: derivative manipulation, its derivative-normalised kin, and the papers' baselines."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Callable, Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainers.emphasis import Emphasis, make_emphasis
+from trainers.errors import ConfigError
+
+Normalize = Literal["sum", "mean", "none"]
+LossBuilder = Callable[..., nn.Module]
+_LOSSES: dict[str, LossBuilder] = {}
+
+
+def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
+    """Register a loss builder (keyword-only hyperparameters with defaults) under `name`."""
+
+    def add(builder: LossBuilder) -> LossBuilder:
+        _LOSSES[name] = builder
+        return builder
+
+    return add
+
+
+def list_losses() -> list[str]:
+    """Names of the registered losses (the trainers' methods)."""
+    return sorted(_LOSSES)
+
+
+def loss_params(name: str) -> dict[str, object]:
+    """The hyperparameters of loss `name` with their defaults."""
+    _known(name)
+    return {k: p.default for k, p in inspect.signature(_LOSSES[name]).parameters.items()}
+
+
+def make_loss(name: str, **hyperparameters: object) -> nn.Module:
+    """A module mapping (logits, targets) to a scalar, e.g. `make_loss("dm", lam=1.0, beta=8.0)`."""
+    allowed = loss_params(name)
+    unknown = sorted(set(hyperparameters) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{name}.{unknown[0]}", hyperparameters[unknown[0]],
+                          f"parameters of {name}: {', '.join(allowed) or 'none'}")
+    return _LOSSES[name](**hyperparameters)
+
+
+def _known(name: str) -> None:
+    if name not in _LOSSES:
+        raise ConfigError("method", name, "one of: " + ", ".join(list_losses()))
+
+
+def _target_prob(z: Tensor, y: Tensor) -> Tensor:
+    return z.log_softmax(1).gather(1, y[:, None]).squeeze(1).exp()
+
+
+class EmphasisLoss(nn.Module):
+    """Per example, ∂L/∂z_i = s·w_i·½(q_i − onehot(y_i)), q_i the softmax over the classes other than y_i.
+
+    ½(q_i − onehot(y_i)) is CCE's direction (p − onehot)/(2(1 − p_i)) in a form that stays exact where
+    1 − p_i underflows, so ‖∂L/∂z_i‖₁ = s·w_i with w_i = emphasis(p_i), held constant, in float32.
+    s is 1/Σw over the batch ("sum"), 1/B ("mean") or 1 ("none"). The value is ½Σ s·w_i·log((1 − p_i)/p_i),
+    whose gradient this is.
+    """
+
+    def __init__(self, emphasis: Emphasis, normalize: Normalize = "sum") -> None:
+        super().__init__()
+        if normalize not in get_args(Normalize):
+            raise ConfigError("normalize", normalize, "one of: " + ", ".join(get_args(Normalize)))
+        self.emphasis, self.normalize = emphasis, normalize
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        with torch.autocast(logits.device.type, enabled=False):
+            z = logits.float()
+            log_all = z.logsumexp(1)
+            log_others = z.masked_fill(F.one_hot(targets, z.shape[1]).bool(), -math.inf).logsumexp(1)
+            target_logit = z.gather(1, targets[:, None]).squeeze(1)
+            with torch.no_grad():  # p_i and 1 − p_i, both exact in float32
+                w = self.emphasis((target_logit - log_all).exp(), (log_others - log_all).exp())
+                if self.normalize == "sum":
+                    w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+                elif self.normalize == "mean":
+                    w = w / len(w)
+            return 0.5 * (w * (log_others - target_logit)).sum()
+
+
+class _PLoss(nn.Module):
+    """A mean over the batch of a function of p_i alone (MAE, MSE, GCE of seed 002 §3.1)."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        with torch.autocast(logits.device.type, enabled=False):
+            return self.fn(_target_prob(logits.float(), targets)).mean()
+
+
+class _Bootstrap(nn.Module):
+    """Reed et al. 2015: cross-entropy to β·label + (1−β)·prediction (soft) or its argmax (hard)."""
+
+    def __init__(self, beta: float, hard: bool) -> None:
+        super().__init__()
+        if not 0 <= beta <= 1:
+            raise ConfigError("beta", beta, "a number in [0, 1]")
+        self.beta, self.hard = beta, hard
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        with torch.autocast(logits.device.type, enabled=False):
+            logp = logits.float().log_softmax(1)
+            label = F.one_hot(targets, logp.shape[1]).float()
+            pred = F.one_hot(logp.argmax(1), logp.shape[1]).float() if self.hard else logp.exp()
+            return -((self.beta * label + (1 - self.beta) * pred) * logp).sum(1).mean()
+
+
+class _SymmetricCE(nn.Module):
+    """Wang et al. 2019: α·CE + β·RCE, RCE = −Σ_j p_j·log(max(onehot_j, 1e-4)) = −log(1e-4)·(1 − p_i)."""
+
+    def __init__(self, alpha: float, beta: float) -> None:
+        super().__init__()
+        self.alpha, self.beta = alpha, beta
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        with torch.autocast(logits.device.type, enabled=False):
+            z = logits.float()
+            rce = -math.log(1e-4) * (1 - _target_prob(z, targets))
+            return self.alpha * F.cross_entropy(z, targets) + self.beta * rce.mean()
+
+
+def _q(q: float) -> float:
+    if not 0 < q <= 1:
+        raise ConfigError("q", q, "a number in (0, 1]")
+    return q
+
+
+@register_loss("dm")
+def _dm(*, lam: float = 1.0, beta: float = 4.0, normalize: Normalize = "sum") -> nn.Module:
+    return EmphasisLoss(make_emphasis("dm", lam=lam, beta=beta), normalize)
+
+
+@register_loss("dm-normal")
+def _dm_normal(*, psi: float = 0.5, beta: float = 4.0, normalize: Normalize = "sum") -> nn.Module:
+    return EmphasisLoss(make_emphasis("normal", psi=psi, beta=beta), normalize)
+
+
+@register_loss("dm-exp")
+def _dm_exp(*, beta: float = 1.0, normalize: Normalize = "sum") -> nn.Module:
+    return EmphasisLoss(make_emphasis("exponential", beta=beta), normalize)
+
+
+@register_loss("dm-beta")
+def _dm_beta(*, alpha: float = 2.0, eta: float = 2.0, normalize: Normalize = "sum") -> nn.Module:
+    return EmphasisLoss(make_emphasis("beta", alpha=alpha, eta=eta), normalize)
+
+
+@register_loss("cce")
+def _cce() -> nn.Module:
+    return nn.CrossEntropyLoss()
+
+
+@register_loss("mae")
+def _mae() -> nn.Module:
+    return _PLoss(lambda p: 1 - p)
+
+
+@register_loss("mse")
+def _mse() -> nn.Module:
+    return _PLoss(lambda p: (1 - p) ** 2)
+
+
+@register_loss("gce")
+def _gce(*, q: float = 0.7) -> nn.Module:
+    q = _q(q)
+    return _PLoss(lambda p: (1 - p.pow(q)) / q)
+
+
+def _derivative_normalised(emphasis: str) -> LossBuilder:
+    def build() -> nn.Module:
+        return EmphasisLoss(make_emphasis(emphasis), "sum")
+
+    return build
+
+
+for _name in ("cce", "mae", "mse"):
+    register_loss(f"{_name}-dn")(_derivative_normalised(_name))
+
+
+@register_loss("gce-dn")
+def _gce_dn(*, q: float = 0.7) -> nn.Module:
+    return EmphasisLoss(make_emphasis("gce", q=_q(q)), "sum")
+
+
+@register_loss("ls")
+def _label_smoothing(*, epsilon: float = 0.1) -> nn.Module:
+    if not 0 <= epsilon <= 1:
+        raise ConfigError("epsilon", epsilon, "a number in [0, 1]")
+    return nn.CrossEntropyLoss(label_smoothing=epsilon)
+
+
+@register_loss("boot-soft")
+def _boot_soft(*, beta: float = 0.95) -> nn.Module:
+    return _Bootstrap(beta, hard=False)
+
+
+@register_loss("boot-hard")
+def _boot_hard(*, beta: float = 0.8) -> nn.Module:
+    return _Bootstrap(beta, hard=True)
+
+
+@register_loss("sce")
+def _sce(*, alpha: float = 0.1, beta: float = 1.0) -> nn.Module:
+    return _SymmetricCE(alpha, beta)

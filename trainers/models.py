@@ -1,0 +1,211 @@
+"""Classifier models chosen by name: a registry of builders and the networks it holds."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+from trainers.errors import ConfigError
+
+
+class Classifier(nn.Module):
+    """Base class: `features(x)` gives the input of the final linear layer (B×K); `head` is that nn.Linear."""
+
+    head: nn.Linear
+
+    def __init__(self, dropout: float) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError("dropout", dropout, "a number in [0, 1)")
+        self.dropout = nn.Dropout(dropout)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The B×K input of `head` for a batch of inputs."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class logits (B×num_classes), with dropout before the final linear layer."""
+        return self.head(self.dropout(self.features(x)))
+
+
+Builder = Callable[..., Classifier]  # called as builder(in_shape=(C, H, W), num_classes=..., dropout=...)
+_B = TypeVar("_B", bound=Builder)
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[_B], _B]:
+    """Decorator that makes a builder available to `create_model` under `name`."""
+
+    def register(builder: _B) -> _B:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = builder
+        return builder
+
+    return register
+
+
+def list_models() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(
+    name: str, *, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
+) -> Classifier:
+    """A new, randomly initialised model `name` for inputs of shape (C, H, W)."""
+    if name not in _REGISTRY:
+        raise ConfigError("model", name, "one of: " + ", ".join(list_models()))
+    return _REGISTRY[name](in_shape=tuple(in_shape), num_classes=num_classes, dropout=dropout)
+
+
+@register_model("mlp")
+class MLP(Classifier):
+    """Two hidden ReLU layers of width 256 on the flattened input."""
+
+    def __init__(self, *, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__(dropout)
+        c, h, w = in_shape
+        self.body = nn.Sequential(
+            nn.Flatten(), nn.Linear(c * h * w, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU()
+        )
+        self.head = nn.Linear(256, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_model("lenet")
+class LeNet(Classifier):
+    """LeNet-5 style network for any channel count and inputs of at least 8×8."""
+
+    def __init__(self, *, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__(dropout)
+        c, h, w = in_shape
+        self.body = nn.Sequential(
+            nn.Conv2d(c, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(16 * (h // 4) * (w // 4), 120), nn.ReLU(),
+            nn.Linear(120, 84), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(84, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class _BasicBlock(nn.Module):
+    """Post-activation basic block with a parameter-free shortcut (He et al. 2016, option A)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.stride, self.extra_channels = stride, c_out - c_in
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        shortcut = x[:, :, :: self.stride, :: self.stride]
+        if self.extra_channels:
+            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
+        return F.relu(out + shortcut)
+
+
+class CifarResNet(Classifier):
+    """CIFAR ResNet of depth 6n+2 (He et al. 2016, §4.2): stages of 16/32/64 channels."""
+
+    def __init__(
+        self, *, depth: int, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__(dropout)
+        if depth < 8 or (depth - 2) % 6:
+            raise ConfigError("depth", depth, "6n+2 with n >= 1")
+        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+        c_in = 16
+        for stage, c_out in enumerate((16, 32, 64)):
+            for i in range((depth - 2) // 6):
+                layers.append(_BasicBlock(c_in, c_out, 2 if stage > 0 and i == 0 else 1))
+                c_in = c_out
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+for _depth in (20, 32, 44, 56, 110):
+    register_model(f"resnet{_depth}")(functools.partial(CifarResNet, depth=_depth))
+
+
+class _WideBlock(nn.Module):
+    """Pre-activation wide basic block; 1×1 conv shortcut on the activated input when shapes change."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1 or c_in != c_out else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = F.relu(self.bn1(x))
+        out = self.conv2(F.relu(self.bn2(self.conv1(a))))
+        return out + (x if self.shortcut is None else self.shortcut(a))
+
+
+class WideResNet(Classifier):
+    """Wide ResNet WRN-depth-width (Zagoruyko & Komodakis 2016): groups of 16k/32k/64k channels."""
+
+    def __init__(
+        self, *, depth: int, width: int, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__(dropout)
+        if depth < 10 or (depth - 4) % 6:
+            raise ConfigError("depth", depth, "6n+4 with n >= 1")
+        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], 16, 3, 1, 1, bias=False)]
+        c_in = 16
+        for stage, c_out in enumerate((16 * width, 32 * width, 64 * width)):
+            for i in range((depth - 4) // 6):
+                layers.append(_WideBlock(c_in, c_out, 2 if stage > 0 and i == 0 else 1))
+                c_in = c_out
+        self.body = nn.Sequential(
+            *layers, nn.BatchNorm2d(c_in), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.head = nn.Linear(c_in, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+register_model("wrn28_10")(functools.partial(WideResNet, depth=28, width=10))
+
+
+@register_model("resnet50")
+class ResNet50(Classifier):
+    """torchvision's ResNet-50 (random init) with its `fc` as `head`; conv1 adapted to the channel count."""
+
+    def __init__(self, *, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__(dropout)
+        self.body = torchvision.models.resnet50(weights=None)
+        if in_shape[0] != 3:
+            self.body.conv1 = nn.Conv2d(in_shape[0], 64, 7, 2, 3, bias=False)
+            nn.init.kaiming_normal_(self.body.conv1.weight, mode="fan_out", nonlinearity="relu")
+        self.body.fc = nn.Identity()
+        self.head = nn.Linear(2048, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)

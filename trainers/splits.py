@@ -1,0 +1,88 @@
+"""The split protocol: a stratified 80/20 split, noise on the 80% only, the 20% kept clean for validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from trainers.datasets import Dataset
+from trainers.errors import ConfigError
+from trainers.noise import corrupt_labels
+
+SplitMode = Literal["search", "final"]
+
+
+class Seeds(NamedTuple):
+    """Independent seeds for each random choice of a run, all derived from one seed."""
+
+    split: int
+    noise: int
+    init: int
+    order: int
+
+
+def derive_seeds(seed: int) -> Seeds:
+    """Split, noise, initialisation and batch order seeds that follow from `seed`."""
+    return Seeds(*(int(s) for s in np.random.SeedSequence(seed).generate_state(4)))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training part (noisy labels, true labels, noise mask), clean validation part (None in final mode), test set."""
+
+    train_x: Tensor
+    train_y: Tensor
+    true_y: Tensor
+    is_noisy: Tensor
+    val_x: Tensor | None
+    val_y: Tensor | None
+    test_x: Tensor
+    test_y: Tensor
+    num_classes: int
+
+    @property
+    def noise_rate(self) -> float:
+        """The realised share of training labels that are wrong."""
+        return float(self.is_noisy.float().mean())
+
+
+def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Indices (kept, held out), holding out round(fraction·n_c) of each class c, both sorted."""
+    rng = np.random.default_rng(seed)
+    y = labels.numpy()
+    held = np.concatenate([
+        rng.permutation(idx)[: round(fraction * len(idx))] for idx in (np.flatnonzero(y == c) for c in np.unique(y))
+    ])
+    mask = np.zeros(len(y), dtype=bool)
+    mask[held] = True
+    return torch.from_numpy(np.flatnonzero(~mask)), torch.from_numpy(np.flatnonzero(mask))
+
+
+def make_split(
+    data: Dataset,
+    *,
+    noise: str,
+    noise_rate: float,
+    split: SplitMode = "search",
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Split `data` by the protocol: in "search" mode hold out a clean validation part; in "final" train on all."""
+    if split not in ("search", "final"):
+        raise ConfigError("split", split, "one of: search, final")
+    if not 0 < val_fraction < 1:
+        raise ConfigError("val_fraction", val_fraction, "a number in (0, 1)")
+    seeds = derive_seeds(seed)
+    if split == "search":
+        keep, held = stratified_split(data.train_y, val_fraction, seeds.split)
+        val_x, val_y = data.train_x[held], data.train_y[held]
+    else:
+        keep, val_x, val_y = torch.arange(len(data.train_y)), None, None
+    true_y = data.train_y[keep]
+    noisy = corrupt_labels(true_y, noise_rate, noise, data.num_classes, seeds.noise)
+    return Split(data.train_x[keep], noisy.labels, true_y, noisy.is_noisy, val_x, val_y,
+                 data.test_x, data.test_y, data.num_classes)

@@ -1,0 +1,217 @@
+"""The training loop: a Trainer that yields metrics at each evaluation and can be checkpointed and resumed."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from trainers.augment import crop_flip
+from trainers.config import TrainConfig
+from trainers.datasets import Dataset, load_dataset
+from trainers.errors import ConfigError
+from trainers.losses import make_loss
+from trainers.models import create_model
+from trainers.schedules import Schedule
+from trainers.splits import derive_seeds, make_split
+
+Metrics = dict[str, float]
+EVAL_BATCH = 1024
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" → CUDA where available, else the CPU; "cuda" without a GPU is a ConfigError."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, "no CUDA device is visible here; use cpu or auto")
+    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+class Trainer:
+    """One run of `config`: iterate it for the metrics of each evaluation; `state_dict()` checkpoints it.
+
+    Example:
+        >>> trainer = Trainer(TrainConfig(dataset="digits", method="dm", method_params={"lam": 1, "beta": 4}))
+        >>> for metrics in trainer:
+        ...     print(metrics["epoch"], metrics["test_acc"])
+    """
+
+    def __init__(self, config: TrainConfig, data: Dataset | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        data = data if data is not None else load_dataset(config.dataset, config.data_root)
+        split = make_split(data, noise=config.noise, noise_rate=config.noise_rate, split=config.split,
+                           val_fraction=config.val_fraction, seed=config.seed)
+        seeds = derive_seeds(config.seed)
+        dev = self.device
+        self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
+        self.true_y, self.is_noisy = split.true_y.to(dev), split.is_noisy.to(dev)
+        self.val = (split.val_x.to(dev), split.val_y.to(dev)) if split.val_x is not None else None
+        self.test = (split.test_x.to(dev), split.test_y.to(dev))
+        self.augment = data.augment if config.augment is None else config.augment
+        self.channels_last = dev.type == "cuda"
+
+        torch.manual_seed(seeds.init)  # initialisation, then dropout, draw from the global generator
+        model = create_model(config.model, in_shape=data.in_shape, num_classes=data.num_classes, dropout=config.dropout)
+        self.model = model.to(dev, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.loss_fn = make_loss(config.method, **config.method_params)
+        params, lr, wd = self.model.parameters(), config.lr, config.weight_decay
+        self.optimizer = (
+            torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd)
+            if config.optimizer == "sgd" else torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        )
+        n, b = len(self.train_y), config.batch_size
+        self.steps_per_epoch = n // b + (n % b > 1)  # a last batch of one would break batch norm: dropped
+        self.total_steps = config.iterations or config.epochs * self.steps_per_epoch
+        self.schedule = Schedule.from_config(config, self.steps_per_epoch, self.total_steps)
+        self.eval_every = config.eval_every or self.steps_per_epoch
+        self._order = torch.Generator().manual_seed(seeds.order)
+        self._aug = torch.Generator(dev).manual_seed(seeds.order ^ 0x5EED)
+        self.step, self.history = 0, []
+        self._perm, self._pos = torch.empty(0, dtype=torch.long), 0
+        self._sums = torch.zeros(5, device=dev)  # loss, weight variance, noisy weight, total weight, batches
+        self._clock = time.perf_counter()
+        self.info = {"noise_rate_realised": split.noise_rate, "train_size": n,
+                     "val_size": 0 if self.val is None else len(self.val[1]), "test_size": len(self.test[1]),
+                     "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                     "device": str(dev), "parameters": sum(p.numel() for p in self.model.parameters())}
+
+    def __iter__(self) -> Iterator[Metrics]:
+        while self.step < self.total_steps:
+            self._train_step()
+            if self.step % self.eval_every == 0 or self.step == self.total_steps:
+                yield self._evaluate()
+
+    def _next_batch(self) -> Tensor:
+        b = self.config.batch_size
+        if len(self._perm) - self._pos < 2:  # new epoch (a remainder of one is dropped)
+            self._perm, self._pos = torch.randperm(len(self.train_y), generator=self._order), 0
+        idx = self._perm[self._pos : self._pos + b]
+        self._pos += b
+        return idx.to(self.device)
+
+    def _train_step(self) -> None:
+        idx = self._next_batch()
+        x, y = self.train_x[idx], self.train_y[idx]
+        if self.augment:
+            x = crop_flip(x, self._aug)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * self.schedule(self.step)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            logits = self.model(x)
+        logits.retain_grad()
+        loss = self.loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():  # each example's weight: the L1 norm of its logit gradient, scaled to mean 1
+            w = logits.grad.float().abs().sum(1)
+            w = w / w.mean().clamp_min(torch.finfo(w.dtype).tiny)
+            noisy = self.is_noisy[idx]
+            self._sums += torch.stack([loss.detach().float(), w.var(unbiased=False), w[noisy].sum(),
+                                       w.sum(), torch.ones((), device=w.device)])
+        self.step += 1
+
+    @torch.no_grad()
+    def predict(self, x: Tensor) -> Tensor:
+        """Float32 logits of the model in evaluation mode for inputs x, in chunks."""
+        self.model.eval()
+        out = []
+        for chunk in x.split(EVAL_BATCH):
+            if self.channels_last:
+                chunk = chunk.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+                out.append(self.model(chunk).float())
+        return torch.cat(out)
+
+    def _evaluate(self) -> Metrics:
+        loss, var, noisy_w, total_w, batches = self._sums.tolist()
+        self._sums.zero_()
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss} before step {self.step}")
+        logits = self.predict(self.train_x)
+        pred = logits.argmax(1)
+        p_given = logits.softmax(1).gather(1, self.train_y[:, None]).squeeze(1)
+        noisy, clean = self.is_noisy, ~self.is_noisy
+        metrics: Metrics = {
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": loss / batches,
+            "emphasis_var": var / batches,
+            "noisy_weight_share": noisy_w / total_w,
+            "fit_acc": _mean(pred == self.train_y),
+            "intact_acc": _mean(pred == self.true_y),
+            "noisy_fit_acc": _mean((pred == self.train_y)[noisy]),
+            "p_clean": _mean(p_given[clean]),
+            "p_noisy": _mean(p_given[noisy]),
+        }
+        if self.val is not None:
+            metrics["val_acc"] = _accuracy(self.predict(self.val[0]), self.val[1])
+        metrics["test_acc"] = _accuracy(self.predict(self.test[0]), self.test[1])
+        metrics.update(self._bests(metrics))
+        metrics["time"] = (self.history[-1]["time"] if self.history else 0.0) + time.perf_counter() - self._clock
+        self._clock = time.perf_counter()
+        self.history.append(metrics)
+        return metrics
+
+    def _bests(self, now: Metrics) -> Metrics:
+        runs = [*self.history, now]
+        best = {"best_test_acc": max(m["test_acc"] for m in runs)}
+        if "val_acc" in now:
+            at = max(runs, key=lambda m: m["val_acc"])
+            best |= {"best_val_acc": at["val_acc"], "test_acc_at_best_val": at["test_acc"]}
+        return best
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run bit-exactly: weights, optimiser, position, generators, history."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "perm": self._perm,
+            "pos": self._pos,
+            "sums": self._sums,
+            "order_rng": self._order.get_state(),
+            "aug_rng": self._aug.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict()`."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self._perm, self._pos = state["step"], state["perm"], state["pos"]
+        self._sums = state["sums"].to(self.device)
+        self._order.set_state(state["order_rng"])
+        self._aug.set_state(state["aug_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.history = list(state["history"])
+        self._clock = time.perf_counter()
+
+
+def train(config: TrainConfig, *, data: Dataset | None = None,
+          callback: Callable[[Metrics], None] | None = None) -> Metrics:
+    """Run `config` to the end, handing each evaluation's metrics to `callback`; returns the last metrics."""
+    trainer = Trainer(config, data)
+    for metrics in trainer:
+        if callback is not None:
+            callback(metrics)
+    return trainer.history[-1]
+
+
+def _mean(values: Tensor) -> float:
+    return float(values.float().mean()) if values.numel() else math.nan
+
+
+def _accuracy(logits: Tensor, labels: Tensor) -> float:
+    return _mean(logits.argmax(1) == labels)
