@@ -18,7 +18,7 @@ class Emphasis:
     """A weighting w(p) on p in [0, 1] and its emphasis mode ψ = argmax_p w(p) (nan where w is flat).
 
     `weight(p, r)` takes r = 1 − p too, so callers that know 1 − p more exactly than float32's 1 − p can
-    pass it; calling the emphasis with p alone uses r = 1 − p. Weights are float32.
+    pass it; calling the emphasis with p alone uses r = 1 − p. Weights are float32 (float64 for float64 p).
     """
 
     name: str
@@ -26,8 +26,13 @@ class Emphasis:
     mode: float
 
     def __call__(self, p: Tensor, one_minus_p: Tensor | None = None) -> Tensor:
-        p = p.float()
-        return self.weight(p, 1 - p if one_minus_p is None else one_minus_p.float())
+        p = at_least_float32(p)
+        return self.weight(p, 1 - p if one_minus_p is None else at_least_float32(one_minus_p))
+
+
+def at_least_float32(t: Tensor) -> Tensor:
+    """t in float32, or in float64 where it already is."""
+    return t if t.dtype == torch.float64 else t.float()
 
 
 def dm_weight(p: Tensor, lam: float, beta: float) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainers.emphasis import Emphasis, make_emphasis
+from trainers.emphasis import Emphasis, at_least_float32, make_emphasis
 from trainers.errors import ConfigError
 
 Normalize = Literal["sum", "mean", "none"]
@@ -75,7 +75,7 @@ class EmphasisLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         with torch.autocast(logits.device.type, enabled=False):
-            z = logits.float()
+            z = at_least_float32(logits)
             log_all = z.logsumexp(1)
             log_others = z.masked_fill(F.one_hot(targets, z.shape[1]).bool(), -math.inf).logsumexp(1)
             target_logit = z.gather(1, targets[:, None]).squeeze(1)
@@ -89,7 +89,7 @@ class EmphasisLoss(nn.Module):
 
 
 class _PLoss(nn.Module):
-    """A mean over the batch of a function of p_i alone (MAE, MSE, GCE of seed 002 §3.1)."""
+    """A mean over the batch of a function of log p_i alone (MAE, MSE, GCE of seed 002 §3.1; finite at any logits)."""
 
     def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
         super().__init__()
@@ -97,7 +97,7 @@ class _PLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         with torch.autocast(logits.device.type, enabled=False):
-            return self.fn(_target_prob(logits.float(), targets)).mean()
+            return self.fn(at_least_float32(logits).log_softmax(1).gather(1, targets[:, None]).squeeze(1)).mean()
 
 
 class _Bootstrap(nn.Module):
@@ -111,7 +111,7 @@ class _Bootstrap(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         with torch.autocast(logits.device.type, enabled=False):
-            logp = logits.float().log_softmax(1)
+            logp = at_least_float32(logits).log_softmax(1)
             label = F.one_hot(targets, logp.shape[1]).float()
             pred = F.one_hot(logp.argmax(1), logp.shape[1]).float() if self.hard else logp.exp()
             return -((self.beta * label + (1 - self.beta) * pred) * logp).sum(1).mean()
@@ -126,7 +126,7 @@ class _SymmetricCE(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         with torch.autocast(logits.device.type, enabled=False):
-            z = logits.float()
+            z = at_least_float32(logits)
             rce = -math.log(1e-4) * (1 - _target_prob(z, targets))
             return self.alpha * F.cross_entropy(z, targets) + self.beta * rce.mean()
 
@@ -164,18 +164,18 @@ def _cce() -> nn.Module:
 
 @register_loss("mae")
 def _mae() -> nn.Module:
-    return _PLoss(lambda p: 1 - p)
+    return _PLoss(lambda log_p: 1 - log_p.exp())
 
 
 @register_loss("mse")
 def _mse() -> nn.Module:
-    return _PLoss(lambda p: (1 - p) ** 2)
+    return _PLoss(lambda log_p: (1 - log_p.exp()) ** 2)
 
 
 @register_loss("gce")
 def _gce(*, q: float = 0.7) -> nn.Module:
     q = _q(q)
-    return _PLoss(lambda p: (1 - p.pow(q)) / q)
+    return _PLoss(lambda log_p: (1 - (q * log_p).exp()) / q)
 
 
 def _derivative_normalised(emphasis: str) -> LossBuilder:

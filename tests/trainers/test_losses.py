@@ -1,0 +1,212 @@
+"""Losses: DM's gradient identity against a 60-digit reference, the common losses' weightings (seed 002 Eq. 5–6),
+derivative normalisation, the baselines' formulas, and finite gradients at extreme logits."""
+
+import math
+
+import mpmath
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainers import ConfigError, list_losses, loss_params, make_loss
+
+mpmath.mp.dps = 60
+C = 10
+# Margins of the target logit over the others: from a wrong confident prediction, through the range where
+# 1 − p underflows float32 (≈ 17) and float64 (≈ 37), to logits of 1e4.
+MARGINS = [-1e4, -30.0, -3.0, 0.0, 0.5, 3.0, 10.0, 17.0, 20.0, 40.0, 100.0, 1e4]
+
+
+def batch(dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (one row per margin) and targets."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.rand(len(MARGINS), C, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.randint(0, C, (len(MARGINS),), generator=g)
+    for i, m in enumerate(MARGINS):
+        z[i, y[i]] = m
+    return z.to(dtype), y
+
+
+def reference(z: torch.Tensor, y: torch.Tensor, weight) -> tuple[list, list]:
+    """Per row, in 60 digits: the weight w_i = weight(p_i) and CCE's direction (p − onehot)/(2(1 − p_i))."""
+    weights, directions = [], []
+    for row, t in zip(z.double().tolist(), y.tolist()):
+        e = [mpmath.exp(mpmath.mpf(v)) for v in row]
+        total = mpmath.fsum(e)
+        p = [v / total for v in e]
+        one_minus = mpmath.fsum(p[j] for j in range(C) if j != t)
+        weights.append(weight(p[t], one_minus))
+        # p_t − 1 = −Σ_{j≠t} p_j: exact even where 60 digits round p_t to 1 (margin 1e4)
+        directions.append([(-one_minus if j == t else p[j]) / (2 * one_minus) for j in range(C)])
+    return weights, directions
+
+
+def expected_grad(weights: list, directions: list, normalize: str) -> torch.Tensor:
+    scale = {"sum": 1 / mpmath.fsum(weights), "mean": mpmath.mpf(1) / len(weights), "none": mpmath.mpf(1)}[normalize]
+    return torch.tensor([[float(scale * w * d) for d in row] for w, row in zip(weights, directions)], dtype=torch.float64)
+
+
+def logit_grad(loss: torch.nn.Module, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    z = z.clone().requires_grad_()
+    (g,) = torch.autograd.grad(loss(z, y), z)
+    return g
+
+
+def dm_ref(lam: float, beta: float):
+    return lambda p, r: mpmath.exp(beta * p**lam * r)
+
+
+@pytest.mark.parametrize("normalize", ["sum", "mean", "none"])
+@pytest.mark.parametrize(("lam", "beta"), [(0.0, 1.0), (0.5, 8.0), (1.0, 16.0), (2.0, 24.0), (1.0, -4.0)])
+def test_dm_gradient_identity_float32(lam: float, beta: float, normalize: str) -> None:
+    """‖∂L/∂z_i‖₁ = s·w_i and the direction is CCE's, for every margin, in float32."""
+    z, y = batch(torch.float32)
+    g = logit_grad(make_loss("dm", lam=lam, beta=beta, normalize=normalize), z, y).double()
+    weights, directions = reference(z, y, dm_ref(lam, beta))
+    want = expected_grad(weights, directions, normalize)
+    torch.testing.assert_close(g.abs().sum(1), want.abs().sum(1), rtol=2e-6, atol=0)
+    torch.testing.assert_close(g, want, rtol=2e-6, atol=1e-30)
+    unit = g / g.abs().sum(1, keepdim=True)
+    torch.testing.assert_close(unit, expected_grad([1] * len(weights), directions, "none"), rtol=1e-6, atol=1e-30)
+    if normalize == "sum":
+        assert g.abs().sum().item() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_dm_gradient_identity_float64() -> None:
+    z, y = batch(torch.float64)
+    g = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="none"), z, y)
+    weights, directions = reference(z, y, dm_ref(1.0, 8.0))
+    torch.testing.assert_close(g, expected_grad(weights, directions, "none"), rtol=1e-12, atol=1e-300)
+
+
+def test_guarded_weighted_ce_gets_confident_examples_wrong() -> None:
+    """Why the stable form matters: the ε-guarded form c_i·CE_i gets confident examples' gradient norm wrong."""
+    z, y = batch(torch.float32)
+    p = z.softmax(1).gather(1, y[:, None]).squeeze(1)
+    c = torch.exp(8.0 * p * (1 - p)) / (2 * (1 - p) + 1e-8)
+    zz = z.clone().requires_grad_()
+    (guarded,) = torch.autograd.grad((c.detach() * F.cross_entropy(zz, y, reduction="none")).sum(), zz)
+    exact = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="none"), z, y)
+    confident = torch.tensor(MARGINS) >= 20
+    assert ((guarded[confident].abs().sum(1) - 1).abs() > 0.3).all()  # the exact norm is w_i ≈ 1
+    torch.testing.assert_close(exact[confident].abs().sum(1), torch.ones(int(confident.sum())), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", list_losses())
+def test_finite_gradients_at_extreme_logits(name: str, dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(1)
+    z = ((torch.rand(64, C, generator=g) * 2 - 1) * 1e4).to(dtype)
+    y = torch.randint(0, C, (64,), generator=g)
+    value_and_grad = logit_grad(make_loss(name), z, y)
+    assert value_and_grad.dtype == dtype
+    assert torch.isfinite(value_and_grad.float()).all()
+    assert torch.isfinite(make_loss(name)(z, y)).all()
+
+
+@pytest.mark.parametrize("name", ["dm", "cce-dn", "mae", "sce", "boot-soft"])
+def test_bf16_autocast_gives_float32_loss_and_finite_parameter_gradients(name: str) -> None:
+    layer = torch.nn.Linear(16, C)
+    x = torch.randn(32, 16) * 1e3
+    y = torch.randint(0, C, (32,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = layer(x)
+        loss = make_loss(name)(logits, y)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
+COMMON = {  # loss → its implicit weight w(p) (seed 002 Eq. 6), and its gradient as a multiple of CCE's (Eq. 5)
+    "cce": (lambda p, r: 2 * r, lambda p: 1.0),
+    "mae": (lambda p, r: 2 * p * r, lambda p: p),
+    "mse": (lambda p, r: 4 * p * r**2, lambda p: 2 * p * (1 - p)),
+    "gce": (lambda p, r: 2 * p**0.7 * r, lambda p: p**0.7),
+}
+
+
+def moderate_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(16, C, generator=g, dtype=torch.float64) * 3, torch.randint(0, C, (16,), generator=g)
+
+
+@pytest.mark.parametrize("name", sorted(COMMON))
+def test_common_losses_are_their_weighting_times_cce_direction(name: str) -> None:
+    z, y = moderate_batch()
+    weight, factor = COMMON[name]
+    params = {"q": 0.7} if name == "gce" else {}
+    g = logit_grad(make_loss(name, **params), z, y) * len(y)  # undo the mean over the batch
+    weights, directions = reference(z, y, weight)
+    torch.testing.assert_close(g, expected_grad(weights, directions, "none"), rtol=1e-10, atol=1e-14)
+    p = z.softmax(1).gather(1, y[:, None])
+    cce = logit_grad(make_loss("cce"), z, y) * len(y)
+    torch.testing.assert_close(g, factor(p) * cce, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(COMMON))
+def test_derivative_normalised_variants(name: str) -> None:
+    """"-dn": the loss's own gradient divided by the batch sum of its weights."""
+    z, y = moderate_batch()
+    params = {"q": 0.7} if name == "gce" else {}
+    g = logit_grad(make_loss(f"{name}-dn", **params), z, y)
+    weights, directions = reference(z, y, COMMON[name][0])
+    torch.testing.assert_close(g, expected_grad(weights, directions, "sum"), rtol=1e-10, atol=1e-14)
+    own = logit_grad(make_loss(name, **params), z, y) * len(y)
+    torch.testing.assert_close(g, own / float(mpmath.fsum(weights)), rtol=1e-10, atol=1e-14)
+
+
+def test_label_smoothing() -> None:
+    z, y = moderate_batch()
+    logp = z.log_softmax(1)
+    want = (0.8 * -logp.gather(1, y[:, None]).squeeze(1) + 0.2 * -logp.mean(1)).mean()
+    torch.testing.assert_close(make_loss("ls", epsilon=0.2)(z, y), want)
+
+
+def test_bootstrapping_soft_and_hard() -> None:
+    z, y = moderate_batch()
+    p, logp, onehot = z.softmax(1), z.log_softmax(1), F.one_hot(y, C).double()
+    soft = -((0.95 * onehot + 0.05 * p) * logp).sum(1).mean()
+    hard = -((0.8 * onehot + 0.2 * F.one_hot(p.argmax(1), C).double()) * logp).sum(1).mean()
+    torch.testing.assert_close(make_loss("boot-soft")(z, y), soft)
+    torch.testing.assert_close(make_loss("boot-hard")(z, y), hard)
+
+
+def test_symmetric_cross_entropy_matches_the_reference_formula() -> None:
+    z, y = moderate_batch()
+    pred = z.softmax(1).clamp(1e-7, 1.0)
+    rce = -(pred * F.one_hot(y, C).double().clamp(1e-4, 1.0).log()).sum(1)
+    want = 0.1 * F.cross_entropy(z, y) + 1.0 * rce.mean()
+    torch.testing.assert_close(make_loss("sce")(z, y), want)
+
+
+def test_dm_weights_are_constants() -> None:
+    """No gradient flows through w: the second derivative along the weights' path would change ∂L/∂z."""
+    z, y = batch(torch.float64)
+    z = z[2:9]  # moderate margins
+    y = y[2:9]
+    loss = make_loss("dm", lam=1.0, beta=8.0, normalize="sum")
+    zz = z.clone().requires_grad_()
+    (g,) = torch.autograd.grad(loss(zz, y), zz)
+    weights, directions = reference(z, y, dm_ref(1.0, 8.0))
+    torch.testing.assert_close(g, expected_grad(weights, directions, "sum"), rtol=1e-12, atol=1e-300)
+
+
+def test_loss_params_and_errors() -> None:
+    assert loss_params("dm") == {"lam": 1.0, "beta": 4.0, "normalize": "sum"}
+    assert loss_params("cce") == {}
+    with pytest.raises(ConfigError, match="one of: .*cce"):
+        make_loss("nope")
+    with pytest.raises(ConfigError, match="parameters of dm: lam, beta, normalize") as err:
+        make_loss("dm", q=0.5)
+    assert err.value.field == "dm.q"
+    with pytest.raises(ConfigError, match="normalize"):
+        make_loss("dm", normalize="max")
+    with pytest.raises(ConfigError, match="q"):
+        make_loss("gce", q=0.0)
+
+
+def test_every_method_is_a_module_returning_a_scalar() -> None:
+    z, y = moderate_batch()
+    for name in list_losses():
+        out = make_loss(name)(z, y)
+        assert isinstance(make_loss(name), torch.nn.Module) and out.shape == () and math.isfinite(out.item())
