@@ -20,7 +20,7 @@ from trainers.training import Metrics, Trainer
 SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "emphasis_var")
 # Flags that set a method's hyperparameter; the method must have it (see --help for each method's list).
 METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": float, "eta": float,
-                "epsilon": float, "normalize": str}
+                "epsilon": float, "normalize": str, "eps": float}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,11 +29,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    methods = "; ".join(f"{m}({', '.join(f'{k}={v}' for k, v in loss_params(m).items())})" for m in list_losses())
+    methods = "\n".join(f"  {m:10} {', '.join(f'{k}={v}' for k, v in loss_params(m).items())}" for m in list_losses())
     p = _Parser(
         prog="python -m trainers",
         description="Train one model on data with wrong labels and print the metrics of each epoch.",
-        epilog=f"methods and their parameters: {methods}",
+        epilog=f"methods and their parameters (defaults):\n{methods}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = TrainConfig()
     p.add_argument("--dataset", default=d.dataset, help=f"one of: {', '.join(list_datasets())}")

@@ -15,7 +15,8 @@ from sklearn.model_selection import train_test_split
 from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST
 from torchvision.datasets.utils import check_integrity
 
-from trainers.errors import ConfigError, DataError
+from trainers.errors import DataError
+from trainers.registry import Registry
 
 # The ten vehicle classes of CIFAR-100 (seed paper, appendix C), in label order.
 VEHICLES10 = (
@@ -52,22 +53,17 @@ class Dataset:
 
 Loader = Callable[[Path, bool], Dataset]
 _Split = tuple[torch.Tensor, torch.Tensor]  # (images, labels)
-_REGISTRY: dict[str, Loader] = {}
+DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
     """Decorator that makes a loader `(root, download) -> Dataset` available under `name`."""
-
-    def register(loader: Loader) -> Loader:
-        _REGISTRY[name] = loader
-        return loader
-
-    return register
+    return DATASETS.register(name)
 
 
 def list_datasets() -> list[str]:
     """Names of the registered data sets, sorted."""
-    return sorted(_REGISTRY)
+    return DATASETS.names()
 
 
 def default_data_root() -> Path:
@@ -80,9 +76,8 @@ def default_data_root() -> Path:
 
 def load_dataset(name: str, root: str | Path | None = None, *, download: bool = True) -> Dataset:
     """Load the data set registered as `name` from `root` (default: `default_data_root()`)."""
-    if name not in _REGISTRY:
-        raise ConfigError("dataset", name, "one of: " + ", ".join(list_datasets()))
-    return _REGISTRY[name](default_data_root() if root is None else Path(root).expanduser(), download)
+    loader = DATASETS[name]
+    return loader(default_data_root() if root is None else Path(root).expanduser(), download)
 
 
 def select_classes(

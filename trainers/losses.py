@@ -12,46 +12,38 @@ from torch import Tensor, nn
 
 from trainers.emphasis import Emphasis, at_least_float32, make_emphasis
 from trainers.errors import ConfigError
+from trainers.registry import Registry
 
 Normalize = Literal["sum", "mean", "none"]
 LossBuilder = Callable[..., nn.Module]
-_LOSSES: dict[str, LossBuilder] = {}
+LOSSES: Registry[LossBuilder] = Registry("method")
 
 
 def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
     """Register a loss builder (keyword-only hyperparameters with defaults) under `name`."""
-
-    def add(builder: LossBuilder) -> LossBuilder:
-        _LOSSES[name] = builder
-        return builder
-
-    return add
+    return LOSSES.register(name)
 
 
 def list_losses() -> list[str]:
     """Names of the registered losses (the trainers' methods)."""
-    return sorted(_LOSSES)
+    return LOSSES.names()
 
 
 def loss_params(name: str) -> dict[str, object]:
     """The hyperparameters of loss `name` with their defaults."""
-    _known(name)
-    return {k: p.default for k, p in inspect.signature(_LOSSES[name]).parameters.items()}
+    return {k: p.default for k, p in inspect.signature(LOSSES[name]).parameters.items()}
 
 
 def make_loss(name: str, **hyperparameters: object) -> nn.Module:
     """A module mapping (logits, targets) to a scalar, e.g. `make_loss("dm", lam=1.0, beta=8.0)`."""
     allowed = loss_params(name)
-    unknown = sorted(set(hyperparameters) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{name}.{unknown[0]}", hyperparameters[unknown[0]],
-                          f"parameters of {name}: {', '.join(allowed) or 'none'}")
-    return _LOSSES[name](**hyperparameters)
-
-
-def _known(name: str) -> None:
-    if name not in _LOSSES:
-        raise ConfigError("method", name, "one of: " + ", ".join(list_losses()))
+    for key, value in hyperparameters.items():
+        if key not in allowed:
+            raise ConfigError(f"{name}.{key}", value, f"parameters of {name}: {', '.join(allowed) or 'none'}")
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if isinstance(allowed[key], float) and not numeric:
+            raise ConfigError(f"{name}.{key}", value, "a finite number")
+    return LOSSES[name](**hyperparameters)
 
 
 def _target_prob(z: Tensor, y: Tensor) -> Tensor:
@@ -65,13 +57,18 @@ class EmphasisLoss(nn.Module):
     1 − p_i underflows, so ‖∂L/∂z_i‖₁ = s·w_i with w_i = emphasis(p_i), held constant, in float32.
     s is 1/Σw over the batch ("sum"), 1/B ("mean") or 1 ("none"). The value is ½Σ s·w_i·log((1 − p_i)/p_i),
     whose gradient this is.
+
+    `eps` > 0 gives the authors' code's w_i/(2(1 − p_i) + ε)·(p − onehot) instead, computed stably: the norm
+    s·w_i·2(1 − p_i)/(2(1 − p_i) + ε) fades out once 1 − p_i ≪ ε, which caps the margin near log(1/ε).
     """
 
-    def __init__(self, emphasis: Emphasis, normalize: Normalize = "sum") -> None:
+    def __init__(self, emphasis: Emphasis, normalize: Normalize = "sum", eps: float = 0.0) -> None:
         super().__init__()
         if normalize not in get_args(Normalize):
             raise ConfigError("normalize", normalize, "one of: " + ", ".join(get_args(Normalize)))
-        self.emphasis, self.normalize = emphasis, normalize
+        if not eps >= 0:
+            raise ConfigError("eps", eps, "a number ≥ 0 (0: the exact gradient; the authors' code: 1e-8)")
+        self.emphasis, self.normalize, self.eps = emphasis, normalize, eps
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         with torch.autocast(logits.device.type, enabled=False):
@@ -80,11 +77,14 @@ class EmphasisLoss(nn.Module):
             log_others = z.masked_fill(F.one_hot(targets, z.shape[1]).bool(), -math.inf).logsumexp(1)
             target_logit = z.gather(1, targets[:, None]).squeeze(1)
             with torch.no_grad():  # p_i and 1 − p_i, both exact in float32
-                w = self.emphasis((target_logit - log_all).exp(), (log_others - log_all).exp())
+                r = (log_others - log_all).exp()
+                w = self.emphasis((target_logit - log_all).exp(), r)
                 if self.normalize == "sum":
                     w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
                 elif self.normalize == "mean":
                     w = w / len(w)
+                if self.eps > 0:
+                    w = w * (2 * r / (2 * r + self.eps))
             return 0.5 * (w * (log_others - target_logit)).sum()
 
 
@@ -138,23 +138,23 @@ def _q(q: float) -> float:
 
 
 @register_loss("dm")
-def _dm(*, lam: float = 1.0, beta: float = 4.0, normalize: Normalize = "sum") -> nn.Module:
-    return EmphasisLoss(make_emphasis("dm", lam=lam, beta=beta), normalize)
+def _dm(*, lam: float = 0.5, beta: float = 8.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+    return EmphasisLoss(make_emphasis("dm", lam=lam, beta=beta), normalize, eps)
 
 
 @register_loss("dm-normal")
-def _dm_normal(*, psi: float = 0.5, beta: float = 4.0, normalize: Normalize = "sum") -> nn.Module:
-    return EmphasisLoss(make_emphasis("normal", psi=psi, beta=beta), normalize)
+def _dm_normal(*, psi: float = 0.5, beta: float = 4.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+    return EmphasisLoss(make_emphasis("normal", psi=psi, beta=beta), normalize, eps)
 
 
 @register_loss("dm-exp")
-def _dm_exp(*, beta: float = 1.0, normalize: Normalize = "sum") -> nn.Module:
-    return EmphasisLoss(make_emphasis("exponential", beta=beta), normalize)
+def _dm_exp(*, beta: float = 1.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+    return EmphasisLoss(make_emphasis("exponential", beta=beta), normalize, eps)
 
 
 @register_loss("dm-beta")
-def _dm_beta(*, alpha: float = 2.0, eta: float = 2.0, normalize: Normalize = "sum") -> nn.Module:
-    return EmphasisLoss(make_emphasis("beta", alpha=alpha, eta=eta), normalize)
+def _dm_beta(*, alpha: float = 2.0, eta: float = 2.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+    return EmphasisLoss(make_emphasis("beta", alpha=alpha, eta=eta), normalize, eps)
 
 
 @register_loss("cce")

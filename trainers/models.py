@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
 
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
 from trainers.errors import ConfigError
+from trainers.registry import Registry
 
 
 class Classifier(nn.Module):
@@ -25,8 +25,8 @@ class Classifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def features(self, x: Tensor) -> Tensor:
-        """The B×K input of `head` for a batch of inputs."""
-        raise NotImplementedError
+        """The B×K input of `head` for a batch of inputs (by default `self.body(x)`)."""
+        return self.body(x)
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits (B×num_classes), with dropout before the final linear layer."""
@@ -34,34 +34,24 @@ class Classifier(nn.Module):
 
 
 Builder = Callable[..., Classifier]  # called as builder(in_shape=(C, H, W), num_classes=..., dropout=...)
-_B = TypeVar("_B", bound=Builder)
-_REGISTRY: dict[str, Builder] = {}
+MODELS: Registry[Builder] = Registry("model")
 
 
-def register_model(name: str) -> Callable[[_B], _B]:
+def register_model(name: str) -> Callable[[Builder], Builder]:
     """Decorator that makes a builder available to `create_model` under `name`."""
-
-    def register(builder: _B) -> _B:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = builder
-        return builder
-
-    return register
+    return MODELS.register(name)
 
 
 def list_models() -> list[str]:
     """The registered model names, sorted."""
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def create_model(
     name: str, *, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
 ) -> Classifier:
     """A new, randomly initialised model `name` for inputs of shape (C, H, W)."""
-    if name not in _REGISTRY:
-        raise ConfigError("model", name, "one of: " + ", ".join(list_models()))
-    return _REGISTRY[name](in_shape=tuple(in_shape), num_classes=num_classes, dropout=dropout)
+    return MODELS[name](in_shape=tuple(in_shape), num_classes=num_classes, dropout=dropout)
 
 
 @register_model("mlp")
@@ -75,9 +65,6 @@ class MLP(Classifier):
             nn.Flatten(), nn.Linear(c * h * w, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU()
         )
         self.head = nn.Linear(256, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
 
 
 @register_model("lenet")
@@ -94,9 +81,6 @@ class LeNet(Classifier):
             nn.Linear(120, 84), nn.ReLU(),
         )  # fmt: skip
         self.head = nn.Linear(84, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
 
 
 class _BasicBlock(nn.Module):
@@ -138,9 +122,6 @@ class CifarResNet(Classifier):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
 
 
 for _depth in (20, 32, 44, 56, 110):
@@ -187,9 +168,6 @@ class WideResNet(Classifier):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
 
 register_model("wrn28_10")(functools.partial(WideResNet, depth=28, width=10))
 
@@ -206,6 +184,3 @@ class ResNet50(Classifier):
             nn.init.kaiming_normal_(self.body.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.body.fc = nn.Identity()
         self.head = nn.Linear(2048, num_classes)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x)

@@ -72,6 +72,25 @@ def test_dm_gradient_identity_float32(lam: float, beta: float, normalize: str) -
         assert g.abs().sum().item() == pytest.approx(1.0, rel=1e-6)
 
 
+@pytest.mark.parametrize("eps", [1e-8, 1e-3])
+def test_dm_with_eps_is_the_authors_guarded_gradient(eps: float) -> None:
+    """eps > 0: w_i/(2(1 − p_i) + ε)·(p − onehot)/Σw, as the authors' code, without its float32 round-off."""
+    z, y = batch(torch.float32)
+    g = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="sum", eps=eps), z, y).double()
+    weights, directions = reference(z, y, dm_ref(1.0, 8.0))
+    total = mpmath.fsum(weights)
+    want = []
+    for row, t in zip(z.double().tolist(), y.tolist()):
+        e = [mpmath.exp(mpmath.mpf(v)) for v in row]
+        p = [v / mpmath.fsum(e) for v in e]
+        r = mpmath.fsum(p[j] for j in range(C) if j != t)
+        c = mpmath.exp(8.0 * p[t] * r) / (2 * r + eps) / total
+        want.append([float(c * (-r if j == t else p[j])) for j in range(C)])
+    torch.testing.assert_close(g, torch.tensor(want, dtype=torch.float64), rtol=2e-6, atol=1e-30)
+    confident = torch.tensor(MARGINS) >= 40  # 1 − p ≪ ε: the guarded gradient fades out
+    assert (g[confident].abs().sum(1) < 1e-6).all()
+
+
 def test_dm_gradient_identity_float64() -> None:
     z, y = batch(torch.float64)
     g = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="none"), z, y)
@@ -192,11 +211,11 @@ def test_dm_weights_are_constants() -> None:
 
 
 def test_loss_params_and_errors() -> None:
-    assert loss_params("dm") == {"lam": 1.0, "beta": 4.0, "normalize": "sum"}
+    assert loss_params("dm") == {"lam": 0.5, "beta": 8.0, "normalize": "sum", "eps": 0.0}  # seed 000 Table 6
     assert loss_params("cce") == {}
     with pytest.raises(ConfigError, match="one of: .*cce"):
         make_loss("nope")
-    with pytest.raises(ConfigError, match="parameters of dm: lam, beta, normalize") as err:
+    with pytest.raises(ConfigError, match="parameters of dm: lam, beta, normalize, eps") as err:
         make_loss("dm", q=0.5)
     assert err.value.field == "dm.q"
     with pytest.raises(ConfigError, match="normalize"):

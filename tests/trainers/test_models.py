@@ -107,10 +107,6 @@ def test_unknown_name_lists_the_known_names() -> None:
         assert name in str(info.value)
 
 
-def test_register_model_adds_a_name_and_refuses_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
-    register_model("tiny_mlp")(models.MLP)
-    assert "tiny_mlp" in list_models()
-    assert isinstance(create_model("tiny_mlp", in_shape=(1, 8, 8), num_classes=3), models.MLP)
+def test_register_model_refuses_duplicates() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_model("mlp")(models.MLP)

@@ -33,7 +33,7 @@ def test_same_config_and_seed_give_identical_metrics(digits: trainers.Dataset) -
 
 
 def test_clean_digits_reach_90_percent(digits: trainers.Dataset) -> None:
-    final = train(TrainConfig(noise_rate=0.0, epochs=5), data=digits)
+    final = train(TrainConfig(noise_rate=0.0, epochs=10), data=digits)
     assert final["test_acc"] >= 0.90
     assert final["val_acc"] >= 0.90
 
