@@ -143,3 +143,20 @@ def test_fashion_mnist_trains_from_the_real_files(fashion_root) -> None:
     data = trainers.load_dataset("fashion_mnist", fashion_root, download=False)
     final = train(TrainConfig(dataset="fashion_mnist", epochs=None, iterations=150, batch_size=256, lr=0.05), data=data)
     assert final["test_acc"] > 0.7
+
+
+def test_cifar10_resnet_path_with_augmentation_and_iteration_milestones(cifar10_root) -> None:
+    """The papers' CIFAR recipe in miniature: ResNet-20, crop-and-flip, ÷10 at iteration milestones, on a subset."""
+    import dataclasses
+
+    full = trainers.load_dataset("cifar10", cifar10_root, download=False)
+    data = dataclasses.replace(full, train_x=full.train_x[:600], train_y=full.train_y[:600],
+                               test_x=full.test_x[:200], test_y=full.test_y[:200])
+    config = TrainConfig(dataset="cifar10", model="resnet20", method="dm", method_params={"lam": 0.5, "beta": 8.0},
+                         noise_rate=0.2, lr=0.1, batch_size=64, epochs=None, iterations=12, eval_every=6,
+                         schedule="multistep", schedule_unit="iteration", milestones=(6, 9))
+    trainer = Trainer(config, data)
+    history = list(trainer)
+    assert trainer.augment and [m["step"] for m in history] == [6, 12]
+    assert history[0]["lr"] == pytest.approx(0.1) and history[1]["lr"] == pytest.approx(0.001)
+    assert all(math.isfinite(history[-1][k]) for k in ("train_loss", "test_acc", "p_clean", "p_noisy"))
