@@ -50,3 +50,16 @@ def cifar10_root(data_root: Path) -> Path:
 def shared_data_root(fashion_root: Path, cifar10_root: Path) -> Path:
     """A data root holding both Fashion-MNIST and CIFAR-10 (skips where either is absent)."""
     return fashion_root
+
+
+@pytest.fixture(scope="session")
+def ray_session(tmp_path_factory: pytest.TempPathFactory):
+    """One local Ray for all the integration tests: 127.0.0.1, no dashboard, its own RAY_TMPDIR, shut down at the end."""
+    import ray
+
+    os.environ["RAY_TMPDIR"] = str(tmp_path_factory.mktemp("ray"))
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    context = ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False,
+                       _node_ip_address="127.0.0.1")
+    yield context
+    ray.shutdown()

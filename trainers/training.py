@@ -75,6 +75,7 @@ class Trainer:
         self._clock = time.perf_counter()
         self.info = {"noise_rate_realised": split.noise_rate, "train_size": n,
                      "val_size": 0 if self.val is None else len(self.val[1]), "test_size": len(self.test[1]),
+                     "num_classes": data.num_classes,
                      "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                      "device": str(dev), "parameters": sum(p.numel() for p in self.model.parameters())}
 

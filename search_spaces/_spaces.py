@@ -1,0 +1,133 @@
+"""Define-by-run Optuna spaces over each method's searched hyperparameters (and optionally lr, weight decay)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from optuna.trial import BaseTrial
+
+from search_spaces._reparam import Parametrization, check_parametrization, from_point
+from trainers.errors import ConfigError
+from trainers.losses import make_loss
+
+Space = Callable[[BaseTrial], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class _Range:
+    low: float
+    high: float
+    log: bool = False
+
+
+_BETA = _Range(0.5, 24.0, log=True)
+_Q = _Range(0.1, 1.0)
+_BOOT = _Range(0.5, 1.0)
+# Searched hyperparameters per method; the others (normalize, eps) keep the trainer's defaults.
+_METHODS: dict[str, dict[str, _Range]] = {
+    "dm": {"lam": _Range(0.0, 2.0), "beta": _BETA},
+    "dm-normal": {"psi": _Range(0.0, 1.0), "beta": _BETA},
+    "dm-exp": {"beta": _BETA},
+    "dm-beta": {"alpha": _Range(1.0, 4.0), "eta": _Range(1.0, 4.0)},
+    "gce": {"q": _Q},
+    "gce-dn": {"q": _Q},
+    "ls": {"epsilon": _Range(0.0, 0.5)},
+    "boot-soft": {"beta": _BOOT},
+    "boot-hard": {"beta": _BOOT},
+    "sce": {"alpha": _Range(0.01, 1.0, log=True), "beta": _Range(0.1, 2.0)},
+    **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn")},
+}
+# ψ up to ⅔ (λ = 2, the papers' largest); ρ over the papers' best settings' 0.5–5 and beyond.
+_PSI_RHO = {"psi": _Range(0.0, 2 / 3), "rho": _Range(0.5, 8.0, log=True)}
+_TRAINING = {"lr": _Range(1e-3, 0.1, log=True), "weight_decay": _Range(1e-5, 1e-3, log=True)}
+
+
+@dataclass(frozen=True)
+class _Space:
+    """Suggests `ranges` in order and returns the trainer setting they make (None when there is nothing)."""
+
+    method: str
+    parametrization: Parametrization
+    ranges: tuple[tuple[str, _Range], ...]
+
+    def __call__(self, trial: BaseTrial) -> dict[str, Any] | None:
+        point = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in self.ranges}
+        return from_point(point, self.parametrization) or None
+
+
+def default_ranges(method: str, parametrization: Parametrization = "lam_beta") -> dict[str, tuple[float, float]]:
+    """The default (low, high) of each hyperparameter that `make_space` searches for `method`.
+
+    >>> default_ranges("dm", "psi_rho")
+    {'psi': (0.0, 0.6666666666666666), 'rho': (0.5, 8.0)}
+    """
+    return {name: (r.low, r.high) for name, r in _method_ranges(method, parametrization).items()}
+
+
+def make_space(
+    method: str,
+    *,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    parametrization: Parametrization = "lam_beta",
+    tune_lr: bool = False,
+    tune_weight_decay: bool = False,
+) -> Space:
+    """A define-by-run space for OptunaSearch that returns the method's hyperparameters by their trainer names.
+
+    `ranges` overrides default (low, high) pairs by the space's own names (psi, rho for "psi_rho"; lr and
+    weight_decay when tuned). The space is picklable, as OptunaSearch's checkpoints need.
+
+    >>> space = make_space("dm", parametrization="psi_rho")
+    >>> space(optuna.trial.FixedTrial({"psi": 0.5, "rho": 4.0}))
+    {'lam': 1.0, 'beta': 16.0}
+    """
+    searched = _method_ranges(method, parametrization)
+    if tune_lr:
+        searched["lr"] = _TRAINING["lr"]
+    if tune_weight_decay:
+        searched["weight_decay"] = _TRAINING["weight_decay"]
+    for name, value in (ranges or {}).items():
+        if name not in searched:
+            raise ConfigError(f"ranges.{name}", value, f"parameters of {method}: {', '.join(searched) or 'none'}")
+        searched[name] = _override(name, value, searched[name])
+    _check_accepted(method, parametrization, {n: r for n, r in searched.items() if n not in _TRAINING})
+    return _Space(method, parametrization, tuple(searched.items()))
+
+
+def _method_ranges(method: str, parametrization: str) -> dict[str, _Range]:
+    if method not in _METHODS:
+        raise ConfigError("method", method, "one of: " + ", ".join(sorted(_METHODS)))
+    check_parametrization(parametrization)
+    if parametrization == "psi_rho":
+        if method != "dm":
+            raise ConfigError("parametrization", parametrization, f"lam_beta for {method}; psi_rho is for dm only")
+        return dict(_PSI_RHO)
+    return dict(_METHODS[method])
+
+
+def _override(name: str, value: Any, default: _Range) -> _Range:
+    field = f"ranges.{name}"
+    try:
+        if isinstance(value, str):
+            raise TypeError(value)
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(field, value, "a pair [low, high] of numbers") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ConfigError(field, value, "finite numbers with low ≤ high")
+    if default.log and low <= 0:
+        raise ConfigError(field, value, "0 < low ≤ high (searched on a log scale)")
+    return _Range(low, high, default.log)
+
+
+def _check_accepted(method: str, parametrization: Parametrization, searched: dict[str, _Range]) -> None:
+    """Each range's ends (the other parameters at their lows) must be settings the trainer accepts."""
+    for name, r in searched.items():
+        for end in (r.low, r.high):
+            point = {n: end if n == name else other.low for n, other in searched.items()}
+            try:
+                make_loss(method, **from_point(point, parametrization))
+            except ConfigError as error:
+                raise ConfigError(f"ranges.{name}", (r.low, r.high), error.allowed) from None

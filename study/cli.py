@@ -1,0 +1,81 @@
+"""The `study` command: `study run [CONFIG]`, `study resume PATH`, `study list`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from trainers.errors import ConfigError, DataError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="study", description="Search example-weighting settings per noise rate with Ray Tune and "
+                "Optuna; every trial is tracked in MLflow.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a study (the embedded default on digits without CONFIG)")
+    run.add_argument("config", nargs="?", help="a study YAML (see configs/); default: the embedded default")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set search.num_samples=4 (repeatable)")
+    run.add_argument("--address", help="an existing Ray cluster, e.g. ray://head:10001 or auto (default: local Ray)")
+    run.add_argument("--storage", help="folder or URI for trial checkpoints and the study state (default: ./ray_results)")
+    resume = sub.add_parser("resume", help="continue an interrupted study")
+    resume.add_argument("path", help="the study's folder, <storage>/<name>")
+    resume.add_argument("--address", help="an existing Ray cluster (default: local Ray)")
+    listing = sub.add_parser("list", help="list the studies under a storage folder")
+    listing.add_argument("--storage", default="ray_results", help="default: ./ray_results")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; 2 for a bad config or unreadable data (one line on stderr), 130 when interrupted."""
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        return _list(Path(args.storage))
+    try:
+        from study import driver
+        from study.config import load_study_config
+
+        if args.command == "run":
+            config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
+            if args.address is None:
+                driver.check_data(config)
+            folder = driver.study_folder(config, args.storage)
+            run = lambda: driver.run_study(config, address=args.address, storage=args.storage)  # noqa: E731
+        else:
+            folder = Path(args.path).expanduser().resolve()
+            driver.check_resumable(folder)
+            run = lambda: driver.resume_study(folder, address=args.address)  # noqa: E731
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        state = run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: study resume {folder}", file=sys.stderr)
+        return 130
+    print("\n" + driver.summary_table(state))
+    print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
+    print(f"browse them: mlflow ui --backend-store-uri {state.tracking_uri}")
+    print(f"study folder (checkpoints, state): {folder}")
+    return 0
+
+
+def _list(storage: Path) -> int:
+    found = sorted(storage.glob("*/study.json"))
+    if not found:
+        print(f"no studies under {storage.resolve()}")
+    for path in found:
+        state = json.loads(path.read_text())
+        rates = state["rates"]
+        done = sum(r["search_done"] and (r["final_done"] or not state["config"]["final"]["n_seeds"]) for r in rates.values())
+        total = len(state["config"]["noise_rates"])
+        print(f"{path.parent.name}\t{done}/{total} noise rates done\t{path.parent.resolve()}")
+    return 0

@@ -1,0 +1,507 @@
+"""The study config: typed frozen dataclasses read from YAML with `--set` overrides, validated before any Ray work.
+
+    >>> from study.config import load_study_config
+    >>> config = load_study_config(None, ["search.num_samples=4", "noise_rates=[0.2, 0.4]"])
+    >>> config.search.num_samples, config.noise_rates
+    (4, (0.2, 0.4))
+
+Every mistake is a `trainers.ConfigError` naming the dotted key (e.g. `search.num_samples`), the value and what
+is allowed, in one line. Loading imports no Ray or MLflow and writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import torch
+import yaml
+
+from trainers.config import TrainConfig
+from trainers.errors import ConfigError
+from trainers.losses import list_losses, loss_params, make_loss
+from trainers.noise import NOISE_KINDS
+
+__all__ = [
+    "DEFAULT_TRAIN",
+    "GRIDS",
+    "PARAMETRIZATIONS",
+    "AshaConfig",
+    "FinalConfig",
+    "ResourcesConfig",
+    "SearchConfig",
+    "StudyConfig",
+    "load_study_config",
+    "study_config_from_dict",
+]
+
+PARAMETRIZATIONS = ("lam_beta", "psi_rho")  # the same as search_spaces.PARAMETRIZATIONS
+GRIDS = ("table3", "table7")  # the same as search_spaces.GRIDS
+SEARCH_MODES = ("optuna", "grid")
+RATE_TOLERANCE = 1e-9  # two noise rates closer than this are the same rate
+DEFAULT_TRAIN = TrainConfig(dataset="digits", model="mlp", epochs=20, lr=0.01, batch_size=128)
+
+# TrainConfig fields the study sets per trial: a `train:` mapping may not set them (why, for each).
+STUDY_SET = {
+    "method": "set by the study: use the top-level key 'method'",
+    "method_params": "set by the study: use the top-level key 'method_params'",
+    "noise": "set by the study: use the top-level key 'noise'",
+    "noise_rate": "set by the study: use the top-level key 'noise_rates'",
+    "split": "set by the study: search trials train on 80% and validate on 20%, final retrains use everything",
+    "seed": "set by the study per trial: see search.seed and final.n_seeds",
+}
+_TRAIN_DEFAULTS = TrainConfig()
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_SET_FORMAT = "KEY=VALUE, e.g. search.num_samples=4"
+
+
+@dataclass(frozen=True)
+class AshaConfig:
+    """ASHA early stopping of search trials (Ray Tune's ASHAScheduler); lengths in evaluations."""
+
+    grace_period: int = 2  # evaluations before a trial can be stopped
+    reduction_factor: float = 2.0  # keep the best 1/reduction_factor at each rung
+
+    def __post_init__(self) -> None:
+        _check("grace_period", self.grace_period, _is_int(self.grace_period) and self.grace_period >= 1,
+               "an integer ≥ 1, in evaluations")
+        factor = self.reduction_factor
+        _check("reduction_factor", factor, _is_number(factor) and factor > 1, "a number > 1")
+        object.__setattr__(self, "reduction_factor", float(self.reduction_factor))
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How each noise rate is searched: an Optuna search over `ranges`, or one of the papers' grids."""
+
+    mode: Literal["optuna", "grid"] = "optuna"
+    grid: str | None = None  # mode grid: one of GRIDS (required then, refused otherwise)
+    parametrization: Literal["lam_beta", "psi_rho"] = "lam_beta"  # psi_rho: DM's (mode, spread); method dm only
+    # "default" or a noise rate → {param: (low, high)}; rates are stored as floats
+    ranges: Mapping[str | float, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
+    tune_lr: bool = False
+    tune_weight_decay: bool = False
+    num_samples: int = 6  # Optuna trials per noise rate
+    max_concurrent: int = 2  # trials running at once
+    seed: int = 0  # the sampler's seed
+    warm_start: bool = True  # first try the papers' best and the previous rate's best
+    asha: AshaConfig | None = None  # None: every trial runs to the end
+
+    def __post_init__(self) -> None:
+        _one_of("mode", self.mode, SEARCH_MODES)
+        if self.mode == "grid":
+            _check("grid", self.grid, self.grid in GRIDS, "mode grid needs one of: " + ", ".join(GRIDS))
+        else:
+            _check("grid", self.grid, self.grid is None, "only with mode grid; null with mode optuna")
+        _one_of("parametrization", self.parametrization, PARAMETRIZATIONS)
+        object.__setattr__(self, "ranges", _ranges(self.ranges))
+        for name in ("tune_lr", "tune_weight_decay", "warm_start"):
+            _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "true or false")
+        for name, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0)):
+            value = getattr(self, name)
+            _check(name, value, _is_int(value) and value >= low, f"an integer ≥ {low}")
+        _check("asha", self.asha, self.asha is None or isinstance(self.asha, AshaConfig),
+               "null, or a mapping of grace_period and reduction_factor")
+
+    def ranges_for(self, noise_rate: float) -> dict[str, tuple[float, float]]:
+        """The ranges for `noise_rate`: "default" updated by the rate's own entry (rates match within 1e-9)."""
+        merged = dict(self.ranges.get("default", {}))
+        for key, params in self.ranges.items():
+            if key != "default" and abs(key - noise_rate) <= RATE_TOLERANCE:
+                merged.update(params)
+        return merged
+
+
+@dataclass(frozen=True)
+class FinalConfig:
+    """The final retrains of each noise rate's best setting on the whole training set."""
+
+    n_seeds: int = 3  # retrains per noise rate (seeds 0 … n_seeds − 1); 0: none
+
+    def __post_init__(self) -> None:
+        _check("n_seeds", self.n_seeds, _is_int(self.n_seeds) and self.n_seeds >= 0, "an integer ≥ 0")
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """What Ray reserves for each trial; fractions of a GPU share one GPU among trials."""
+
+    cpus_per_trial: float = 1.0  # > 0
+    gpus_per_trial: float = 0.0  # in [0, 1] or a whole number
+
+    def __post_init__(self) -> None:
+        cpus, gpus = self.cpus_per_trial, self.gpus_per_trial
+        _check("cpus_per_trial", cpus, _is_number(cpus) and cpus > 0, "a number > 0")
+        _check("gpus_per_trial", gpus, _is_number(gpus) and gpus >= 0 and (gpus <= 1 or float(gpus).is_integer()),
+               "a number in [0, 1] or a whole number")
+        object.__setattr__(self, "cpus_per_trial", float(cpus))
+        object.__setattr__(self, "gpus_per_trial", float(gpus))
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One study: a method searched at each noise rate, then retrained; every field a YAML key."""
+
+    name: str = "digits-dm"  # MLflow experiment and storage folder name
+    method: str = "dm"  # one of trainers.list_losses()
+    method_params: Mapping[str, Any] = field(default_factory=dict)  # fixed, not searched (e.g. eps, normalize)
+    noise: str = "symmetric"  # one of trainers.NOISE_KINDS
+    noise_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6)  # one search (and final retrains) per rate
+    train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)  # the study sets STUDY_SET's fields per trial
+    search: SearchConfig = field(default_factory=SearchConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
+    storage: str | None = None  # None: <cwd>/ray_results; else a folder or a URI
+
+    def __post_init__(self) -> None:
+        _check("name", self.name, isinstance(self.name, str) and bool(_NAME.fullmatch(self.name))
+               and self.name.strip(".") != "", "letters, digits, '.', '_' and '-' only, e.g. digits-dm")
+        _one_of("method", self.method, tuple(list_losses()))
+        object.__setattr__(self, "method_params", _method_params(self.method, self.method_params))
+        _one_of("noise", self.noise, NOISE_KINDS)
+        object.__setattr__(self, "noise_rates", _noise_rates(self.noise_rates))
+        for name, kind in (("train", TrainConfig), ("search", SearchConfig), ("final", FinalConfig),
+                           ("resources", ResourcesConfig)):
+            _check(name, getattr(self, name), isinstance(getattr(self, name), kind), f"a {kind.__name__}")
+        for name, why in STUDY_SET.items():
+            value = getattr(self.train, name)
+            _check(f"train.{name}", value, value == getattr(_TRAIN_DEFAULTS, name), why)
+        for name in ("tracking_uri", "storage"):
+            value = getattr(self, name)
+            _check(name, value, value is None or isinstance(value, str) and value != "", "a non-empty string or null")
+        if self.search.mode == "grid":
+            _check("search.mode", "grid", self.method == "dm",
+                   f"the grids are of DM's lam and beta; method {self.method!r} needs mode optuna")
+        _check("search.parametrization", self.search.parametrization,
+               self.search.parametrization != "psi_rho" or self.method == "dm",
+               f"psi_rho reparametrises DM's lam and beta; method {self.method!r} needs lam_beta")
+        _check("train.device", self.train.device, self.train.device != "cuda" or self.resources.gpus_per_trial > 0,
+               "cuda needs resources.gpus_per_trial > 0: a trial that asks Ray for no GPU sees none")
+        for rate in self.noise_rates:  # the data set, noise kind and method together, as each trial gets them
+            try:
+                self.train.replace(method=self.method, method_params=self.method_params, noise=self.noise,
+                                   noise_rate=rate)
+            except ConfigError as error:
+                where = {"noise": "noise", "noise_rate": "noise_rates"}.get(error.field, f"train.{error.field}")
+                raise ConfigError(where, error.value, error.allowed) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested values (lists, not tuples; rate keys as strings) that `study_config_from_dict` reads back."""
+        search = dataclasses.asdict(self.search)
+        search["ranges"] = {_rate_name(key): dict(params) for key, params in self.search.ranges.items()}
+        return _plain({
+            "name": self.name,
+            "method": self.method,
+            "method_params": self.method_params,
+            "noise": self.noise,
+            "noise_rates": self.noise_rates,
+            "train": {k: v for k, v in self.train.to_dict().items() if k not in STUDY_SET},
+            "search": search,
+            "final": dataclasses.asdict(self.final),
+            "resources": dataclasses.asdict(self.resources),
+            "tracking_uri": self.tracking_uri,
+            "storage": self.storage,
+        })
+
+    def config_hash(self) -> str:
+        """12 hex digits naming these settings: sha256 of `to_dict()` as canonical JSON."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_study_config(path: str | Path | None = None, overrides: Sequence[str] = (), *,
+                      allow_missing_gpu: bool = False) -> StudyConfig:
+    """The study config of YAML file `path` (None: the embedded default) with `--set` `overrides` applied after it.
+
+    The file's keys override the defaults, nested mappings key by key; each override "dotted.key=value" replaces
+    one value, parsed as YAML. `allow_missing_gpu`: accept gpus_per_trial > 0 on a machine without a GPU (for a
+    config sent to a cluster).
+    """
+    data = _defaults() if path is None else _merge(_defaults(), _read_yaml(path))
+    for text in [overrides] if isinstance(overrides, str) else overrides:
+        _apply_override(data, text)
+    return study_config_from_dict(data, allow_missing_gpu=allow_missing_gpu)
+
+
+def study_config_from_dict(data: Mapping[str, Any], *, allow_missing_gpu: bool = False) -> StudyConfig:
+    """The study config of `data` (e.g. `to_dict()`'s output, or part of it: missing keys keep their defaults)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("config", data, "a mapping of study settings")
+    sections: dict[str, Callable[[Any, str], Any]] = {
+        "train": lambda value, key: _section(TrainConfig, value, key, "training settings", refused=STUDY_SET),
+        "search": lambda value, key: _section(SearchConfig, value, key, "search settings", {"asha": _asha}),
+        "final": lambda value, key: _section(FinalConfig, value, key, "final-retrain settings"),
+        "resources": lambda value, key: _section(ResourcesConfig, value, key, "per-trial resources"),
+    }
+    config = _section(StudyConfig, _merge(_defaults(), data), "", "study settings", sections)
+    gpus = config.resources.gpus_per_trial
+    if gpus > 0 and not allow_missing_gpu and not torch.cuda.is_available():
+        raise ConfigError("resources.gpus_per_trial", gpus, "no GPU is visible here (torch.cuda.is_available() is "
+                          "False): use 0, or send the study to a cluster (--address)")
+    return config
+
+
+# --- building sections from mappings ---------------------------------------------------------------------------
+
+
+def _section(cls: type, data: Any, prefix: str, what: str,
+             nested: Mapping[str, Callable[[Any, str], Any]] | None = None,
+             refused: Mapping[str, str] | None = None) -> Any:
+    """`cls(**data)` once every key is known; the errors of `cls`'s own checks get `prefix` on their field."""
+    nested, refused = nested or {}, refused or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(prefix, data, f"a mapping of {what}")
+    allowed = [f.name for f in dataclasses.fields(cls) if f.name not in refused]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = _join(prefix, key)
+        if key in refused:
+            raise ConfigError(dotted, value, refused[key])
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
+            raise ConfigError(dotted, value, "unknown key; " + hint)
+        kwargs[key] = nested[key](value, dotted) if key in nested else value
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:
+        raise ConfigError(_join(prefix, error.field), error.value, error.allowed) from None
+    except (TypeError, ValueError) as error:  # a guard: the checks above should leave none
+        raise ConfigError(prefix or "config", dict(data), _one_line(str(error))) from None
+
+
+def _asha(value: Any, key: str) -> AshaConfig | None:
+    if value is None:
+        return None
+    return _section(AshaConfig, value, key, "ASHA settings (grace_period, reduction_factor), or null")
+
+
+def _method_params(method: str, params: Any) -> dict[str, Any]:
+    """`params` checked against the loss's own: unknown names, then `make_loss`'s checks."""
+    _check("method_params", params, isinstance(params, Mapping), f"a mapping of {method}'s parameters")
+    allowed = list(loss_params(method))
+    for key, value in params.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "its parameters: " + (", ".join(allowed) or "none")
+            raise ConfigError(f"method_params.{key}", value, f"not a parameter of {method}; {hint}")
+    try:
+        make_loss(method, **params)
+    except ConfigError as error:
+        name = error.field.removeprefix(f"{method}.")
+        raise ConfigError(f"method_params.{name}", error.value, error.allowed) from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError("method_params", dict(params), _one_line(str(error))) from None
+    return dict(params)
+
+
+def _noise_rates(rates: Any) -> tuple[float, ...]:
+    _check("noise_rates", rates, isinstance(rates, (list, tuple)), "a list of noise rates in [0, 1), e.g. [0.2, 0.4]")
+    _check("noise_rates", rates, len(rates) > 0, "at least one noise rate in [0, 1)")
+    seen: list[float] = []
+    for rate in rates:
+        _check("noise_rates", rate, _is_number(rate) and 0 <= rate < 1, "each a number in [0, 1)")
+        _check("noise_rates", rate, all(abs(rate - s) > RATE_TOLERANCE for s in seen), "each rate once: given twice")
+        seen.append(float(rate))
+    return tuple(seen)
+
+
+def _ranges(ranges: Any) -> dict[str | float, dict[str, tuple[float, float]]]:
+    """{"default" or a rate (float): {param: (low, high)}}, from keys that may be rates as strings."""
+    _check("ranges", ranges, isinstance(ranges, Mapping),
+           "a mapping of 'default' or a noise rate to {param: [low, high]}")
+    out: dict[str | float, dict[str, tuple[float, float]]] = {}
+    for key, params in ranges.items():
+        where = f"ranges.{key}"
+        rate = "default" if key == "default" else _as_rate(key)
+        _check(where, key, rate is not None and (rate == "default" or 0 <= rate < 1),
+               "'default' or a noise rate in [0, 1), e.g. 0.4")
+        _check(where, key, rate == "default" or all(k == "default" or abs(k - rate) > RATE_TOLERANCE for k in out),
+               "each noise rate once: given twice")
+        _check(where, params, isinstance(params, Mapping), "a mapping of parameter: [low, high]")
+        bounds: dict[str, tuple[float, float]] = {}
+        for name, pair in params.items():
+            ok = (isinstance(name, str) and isinstance(pair, (list, tuple)) and len(pair) == 2
+                  and all(_is_number(x) for x in pair) and pair[0] <= pair[1])
+            _check(f"{where}.{name}", pair, ok, "[low, high]: two finite numbers with low ≤ high")
+            bounds[name] = (float(pair[0]), float(pair[1]))
+        out[rate] = bounds
+    return out
+
+
+# --- YAML, merging and --set -------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads 1e-8 as a number (as YAML 1.2 does) and refuses a key given twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")  # 1e-8, 2.5E3
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+
+
+def _read_yaml(path: str | Path) -> Mapping[Any, Any]:
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config", where, "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError("config", where, "a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError("config", where, "not UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError("config", where, _one_line(f"cannot be read: {error.strerror or error}")) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError("config", where, "not valid YAML: " + _yaml_reason(error)) from None
+    if data is None:  # empty, or only comments: all defaults
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("config", where, f"the top level must be a mapping of settings, not a {type(data).__name__}")
+    return data
+
+
+def _yaml_reason(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return _one_line(f"{getattr(error, 'problem', None) or error}{where}")
+
+
+def _apply_override(data: dict[Any, Any], text: str) -> None:
+    """Set one dotted key of `data` to a YAML value, e.g. "search.asha={}" or "search.ranges.0.4.lam=[0, 1]"."""
+    key, equals, raw = text.partition("=") if isinstance(text, str) else ("", "", "")
+    parts = _split_key(key.strip())
+    if not equals or not all(parts):
+        raise ConfigError("--set", text, _SET_FORMAT)
+    try:
+        value = yaml.load(raw, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError("--set", text, "the value is not valid YAML: " + _yaml_reason(error)) from None
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        name = _find_key(node, part)
+        if node.get(name) is None:
+            node[name] = {}
+        elif not isinstance(node[name], dict):
+            raise ConfigError("--set", text, f"{'.'.join(parts[:depth + 1])} is not a mapping")
+        node = node[name]
+    node[_find_key(node, parts[-1])] = value
+
+
+def _split_key(key: str) -> list[str]:
+    """"search.ranges.0.4.lam" → ["search", "ranges", "0.4", "lam"]: digits on both sides of a dot make a rate."""
+    parts: list[str] = []
+    for part in key.split("."):
+        if parts and part.isdigit() and parts[-1].isdigit():
+            parts[-1] += "." + part
+        else:
+            parts.append(part)
+    return parts
+
+
+def _find_key(mapping: Mapping[Any, Any], key: Any) -> Any:
+    """The key of `mapping` that is `key`, or the same noise rate written otherwise (0.4 and "0.4"); else `key`."""
+    if key in mapping:
+        return key
+    rate = _as_rate(key)
+    if rate is not None:
+        for existing in mapping:
+            other = _as_rate(existing)
+            if other is not None and abs(other - rate) <= RATE_TOLERANCE:
+                return existing
+    return key
+
+
+def _merge(base: Mapping[Any, Any], new: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A copy of `base` with `new`'s values: mappings merged key by key, anything else replaced."""
+    out = _copy(base)
+    for key, value in new.items():
+        name = _find_key(out, key)
+        if isinstance(out.get(name), Mapping) and isinstance(value, Mapping):
+            out[name] = _merge(out[name], value)
+        else:
+            out[name] = _copy(value)
+    return out
+
+
+def _defaults() -> dict[str, Any]:
+    return StudyConfig().to_dict()
+
+
+# --- small helpers -----------------------------------------------------------------------------------------------
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _rate_name(key: str | float) -> str:
+    return key if key == "default" else repr(float(key))
+
+
+def _as_rate(value: Any) -> float | None:
+    """`value` as a finite number (a number, or a string such as "0.4"), else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    return float(value) if _is_number(value) else None
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    _check(name, value, isinstance(value, str) and value in allowed, "one of: " + ", ".join(allowed))
+
+
+def _check(name: str, value: object, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(name, value, allowed)

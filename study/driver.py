@@ -1,0 +1,301 @@
+"""The study driver: one Tuner per noise rate, the final retrains, MLflow runs nested study → noise rate → trial."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import ray
+from optuna.samplers import TPESampler
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+import search_spaces
+from study.config import StudyConfig, study_config_from_dict
+from study.tracking import PARENT_TAG, MlflowTracker, client_for
+from trainables import TRAIN_KEY, train_trial
+from trainers import load_dataset
+from trainers.errors import ConfigError
+
+STATE_FILE = "study.json"
+METRIC = "val_acc"
+Echo = Callable[[str], None]
+
+
+@dataclass
+class RateState:
+    """What a study knows of one noise rate: its MLflow run, its best setting and the final retrains."""
+
+    run_id: str
+    search_done: bool = False
+    best: dict[str, Any] = field(default_factory=dict)
+    best_val_acc: float = math.nan
+    trials: int = 0
+    final_test: list[float] = field(default_factory=list)
+    final_done: bool = False
+
+
+@dataclass
+class StudyState:
+    """The study's own record (study.json in its folder): enough to resume it and to find it in MLflow."""
+
+    config: dict[str, Any]
+    tracking_uri: str
+    experiment_id: str
+    study_run_id: str
+    rates: dict[str, RateState] = field(default_factory=dict)
+
+    def save(self, folder: Path) -> None:
+        tmp = folder / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps({**self.__dict__, "rates": {k: v.__dict__ for k, v in self.rates.items()}}, indent=1))
+        tmp.replace(folder / STATE_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> "StudyState":
+        data = json.loads((folder / STATE_FILE).read_text())
+        return cls(**{**data, "rates": {k: RateState(**v) for k, v in data["rates"].items()}})
+
+
+def default_tracking_uri(config: StudyConfig) -> str:
+    """The config's tracking URI, else $MLFLOW_TRACKING_URI, else sqlite:///<absolute cwd>/mlflow.db."""
+    return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def study_folder(config: StudyConfig, storage: str | None = None) -> Path:
+    """Where a study keeps its state and its Tune experiments: <storage>/<name>."""
+    return Path(storage or config.storage or Path.cwd() / "ray_results").expanduser().resolve() / config.name
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at `address`, or start a local Ray bound to 127.0.0.1 without a dashboard."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # we checkpoint each epoch
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+
+
+def check_data(config: StudyConfig) -> None:
+    """Load the study's data set once on this machine, so a missing or corrupt file stops it before Ray starts."""
+    load_dataset(config.train.dataset, config.train.data_root)
+
+
+def check_resumable(folder: Path) -> None:
+    """A ConfigError unless `folder` holds a study's state."""
+    if not (folder / STATE_FILE).is_file():
+        raise ConfigError("path", str(folder), f"a study folder holding {STATE_FILE} (see: study list)")
+
+
+def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None,
+              echo: Echo = print) -> StudyState:
+    """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow."""
+    folder = study_folder(config, storage)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = StudyState.load(folder) if (folder / STATE_FILE).exists() else _new_state(config)
+    state.save(folder)
+    connect(address)
+    previous_best: dict[str, Any] | None = None
+    for index, rate in enumerate(config.noise_rates):
+        key = f"{rate:g}"
+        rs = state.rates.get(key) or RateState(_rate_run(state, config, rate))
+        state.rates[key] = rs
+        state.save(folder)
+        if not rs.search_done:
+            echo(f"noise rate {rate:g}: searching {config.method} ({_search_size(config)} trials)")
+            _search(config, state, rs, rate, index, previous_best, folder, echo)
+            state.save(folder)
+        previous_best = rs.best
+        if config.final.n_seeds and not rs.final_done:
+            echo(f"noise rate {rate:g}: retraining {_fmt(rs.best)} on the whole training set, {config.final.n_seeds} seeds")
+            _final(config, state, rs, rate, folder, echo)
+            state.save(folder)
+    _close_study(state)
+    return state
+
+
+def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = print) -> StudyState:
+    """Continue the study whose folder is `path`: finished trials are kept, unfinished ones resume."""
+    folder = Path(path).expanduser().resolve()
+    config = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=address is not None)
+    return run_study(config, address=address, storage=str(folder.parent), echo=echo)
+
+
+def summary_table(state: StudyState) -> str:
+    """One line per noise rate: best setting, its validation accuracy, final test accuracy mean ± std, trials run."""
+    rows = ["noise rate | best setting | val_acc | final test_acc | trials", "---|---|---|---|---"]
+    for key, rs in state.rates.items():
+        final = (f"{statistics.mean(rs.final_test):.4f} ± {_std(rs.final_test):.4f} (n={len(rs.final_test)})"
+                 if rs.final_test else "—")
+        rows.append(f"{key} | {_fmt(rs.best)} | {rs.best_val_acc:.4f} | {final} | {rs.trials}")
+    return "\n".join(rows)
+
+
+def _new_state(config: StudyConfig) -> StudyState:
+    uri = default_tracking_uri(config)
+    client = client_for(uri)
+    experiment = client.get_experiment_by_name(config.name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.name)
+    tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
+            "method": config.method, "dataset": config.train.dataset, "noise": config.noise, "git_commit": _git_commit()}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    client.log_dict(run_id, config.to_dict(), "study_config.json")
+    return StudyState(config.to_dict(), uri, experiment_id, run_id)
+
+
+def _rate_run(state: StudyState, config: StudyConfig, rate: float) -> str:
+    tags = {**_common_tags(config, rate), "mlflow.runName": f"noise-{rate:g}", "stage": "noise_rate",
+            PARENT_TAG: state.study_run_id}
+    return client_for(state.tracking_uri).create_run(state.experiment_id, tags=tags).info.run_id
+
+
+def _common_tags(config: StudyConfig, rate: float) -> dict[str, str]:
+    return {"method": config.method, "dataset": config.train.dataset, "noise": config.noise,
+            "noise_rate": f"{rate:g}", "config_hash": config.config_hash(), "git_commit": _git_commit()}
+
+
+def _base(config: StudyConfig, rate: float, split: str) -> dict[str, Any]:
+    train = config.train.replace(method=config.method, method_params=dict(config.method_params), noise=config.noise,
+                                 noise_rate=rate, split=split)
+    return train.to_dict()
+
+
+def _trainable(config: StudyConfig) -> Any:
+    resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
+    return tune.with_resources(train_trial, resources)
+
+
+def _search_size(config: StudyConfig) -> int:
+    s = config.search
+    return len(search_spaces.paper_grid(s.grid)) if s.mode == "grid" else s.num_samples
+
+
+def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
+           tracker: MlflowTracker) -> tune.Tuner:
+    path = folder / name
+    trainable = _trainable(config)
+    if tune.Tuner.can_restore(str(path)):
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=[tracker], verbose=1,
+                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                failure_config=tune.FailureConfig(max_failures=2))
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, index: int,
+            previous_best: dict[str, Any] | None, folder: Path, echo: Echo) -> None:
+    s = config.search
+    param_space: dict[str, Any] = {TRAIN_KEY: _base(config, rate, "search")}
+    scheduler = None
+    if s.asha is not None:
+        evaluations = _evaluations(config)
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=evaluations,
+                                  grace_period=min(s.asha.grace_period, evaluations),
+                                  reduction_factor=s.asha.reduction_factor)
+    if s.mode == "grid":
+        param_space["cell"] = tune.grid_search(search_spaces.paper_grid(s.grid))
+        tune_config = tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=1,
+                                      max_concurrent_trials=s.max_concurrent, reuse_actors=True)
+    else:
+        points = [search_spaces.as_point(p, s.parametrization) for p in _warm_points(config, rate, previous_best)]
+        space = search_spaces.make_space(config.method, ranges=s.ranges_for(rate), parametrization=s.parametrization,
+                                         tune_lr=s.tune_lr, tune_weight_decay=s.tune_weight_decay)
+        searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
+                                sampler=TPESampler(seed=s.seed + index))
+        tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+                                      scheduler=scheduler, num_samples=s.num_samples, reuse_actors=True)
+    tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
+                            {**_common_tags(config, rate), "stage": "search"}, echo)
+    results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker).fit()
+    best = results.get_best_result(metric=METRIC, mode="max", scope="last")
+    rs.best = _setting(best.config)
+    rs.best_val_acc = float(best.metrics[METRIC])
+    rs.trials = len(results)
+    client = client_for(state.tracking_uri)
+    client.log_dict(rs.run_id, rs.best, "best_setting.json")
+    for k, v in rs.best.items():
+        client.log_param(rs.run_id, f"best.{k}", v)
+    client.log_metric(rs.run_id, "best_val_acc", rs.best_val_acc)
+    client.log_metric(rs.run_id, "trials", rs.trials)
+    rs.search_done = True
+
+
+def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, folder: Path, echo: Echo) -> None:
+    param_space = {TRAIN_KEY: _base(config, rate, "final"), **rs.best,
+                   "seed": tune.grid_search(list(range(config.final.n_seeds)))}
+    tune_config = tune.TuneConfig(metric="test_acc", mode="max", max_concurrent_trials=config.search.max_concurrent,
+                                  reuse_actors=True)
+    tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
+                            {**_common_tags(config, rate), "stage": "final"}, echo)
+    results = _tuner(config, folder, f"final-{rate:g}", param_space, tune_config, tracker).fit()
+    rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
+    client = client_for(state.tracking_uri)
+    if rs.final_test:
+        client.log_metric(rs.run_id, "final_test_acc_mean", statistics.mean(rs.final_test))
+        client.log_metric(rs.run_id, "final_test_acc_std", _std(rs.final_test))
+    rs.final_done = True
+
+
+def _close_study(state: StudyState) -> None:
+    client = client_for(state.tracking_uri)
+    for key, rs in state.rates.items():
+        client.set_terminated(rs.run_id, "FINISHED")
+    client.log_text(state.study_run_id, summary_table(state), "summary.md")
+    client.set_terminated(state.study_run_id, "FINISHED")
+
+
+def _setting(trial_config: dict[str, Any]) -> dict[str, Any]:
+    """The searched values of a trial config (a grid cell is unpacked into its parameters)."""
+    setting = {k: v for k, v in trial_config.items() if k not in (TRAIN_KEY, "cell")}
+    return {**trial_config.get("cell", {}), **setting}
+
+
+def _warm_points(config: StudyConfig, rate: float, previous_best: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not config.search.warm_start:
+        return []
+    s = config.search
+    names = {"lam", "beta"} if s.parametrization == "psi_rho" else set(search_spaces.default_ranges(config.method))
+    names |= {"lr"} if s.tune_lr else set()
+    names |= {"weight_decay"} if s.tune_weight_decay else set()
+    paper = search_spaces.paper_best(config.train.dataset, rate) if config.method == "dm" else None
+    points: list[dict[str, Any]] = []
+    for point in (paper, previous_best):  # each projected on the searched names, where it has them all
+        if point and names and names <= set(point) and {k: point[k] for k in names} not in points:
+            points.append({k: point[k] for k in names})
+    return points
+
+
+def _evaluations(config: StudyConfig) -> int:
+    """How many times a trial reports (ASHA's max_t), where the config alone says; else a generous bound."""
+    train = config.train
+    if train.eval_every is None and train.epochs is not None:
+        return train.epochs
+    if train.iterations is not None and train.eval_every is not None:
+        return math.ceil(train.iterations / train.eval_every)
+    return 100
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _fmt(setting: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()) or "(defaults)"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"

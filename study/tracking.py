@@ -1,0 +1,113 @@
+"""MLflow tracking of a study: one Ray Tune callback on the driver writes every trial as a nested MLflow run."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Mapping
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from trainables import train_config
+
+PARENT_TAG = "mlflow.parentRunId"
+TRIAL_TAG = "ray_trial_id"
+_NOT_METRICS = {"timestamp", "pid", "done", "training_iteration", "time_this_iter_s", "time_total_s",
+                "time_since_restore", "iterations_since_restore", "step", "chance", "total_steps"}
+COLLAPSE_MARGIN = 1.5  # a trial whose last val_acc is at most this many times chance has collapsed
+
+
+def client_for(tracking_uri: str) -> MlflowClient:
+    """An MLflow client for `tracking_uri`."""
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """A trial's settings as flat MLflow params: the TrainConfig fields, method hyperparameters and search-space extras."""
+    train = train_config(config).to_dict()
+    params = {k: v for k, v in train.items() if k != "method_params"} | train["method_params"]
+    params |= {k: v for k, v in config.items() if k != "train" and not isinstance(v, Mapping)}
+    return {k: str(v) for k, v in params.items()}
+
+
+class MlflowTracker(Callback):
+    """Logs each trial as an MLflow run under `parent_run_id`: params once, each evaluation's metrics in one batch.
+
+    A trial keeps its run across `Tuner.restore` (found again by its trial id), so a resumed study has one run per trial.
+    """
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, tags: Mapping[str, str],
+                 echo: Callable[[str], None] = print) -> None:
+        self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
+        self.tags, self.echo = dict(tags), echo
+        self._runs: dict[str, str] = {}
+        self._last: dict[str, dict[str, Any]] = {}
+        self._client: MlflowClient | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled into Tune's experiment state: no client, no caches
+        return {**self.__dict__, "_client": None, "_runs": {}, "_last": {}, "echo": print}
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = client_for(self.tracking_uri)
+        return self._client
+
+    def run_id(self, trial: Trial) -> str:
+        """The MLflow run of `trial`, created with its params and tags the first time."""
+        if trial.trial_id in self._runs:
+            return self._runs[trial.trial_id]
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.{TRIAL_TAG} = '{trial.trial_id}' and tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+        )
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id,
+                    "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial.trial_id}"}
+            run_id = self.client.create_run(self.experiment_id, tags=tags).info.run_id
+            params = [Param(k, v[:6000]) for k, v in trial_params(trial.config).items()]
+            self.client.log_batch(run_id, params=params)
+        self._runs[trial.trial_id] = run_id
+        return run_id
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.run_id(trial)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+        now, step = int(time.time() * 1000), int(result.get("step", iteration))
+        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+                   if k not in _NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and math.isfinite(v)]
+        self.client.log_batch(self.run_id(trial), metrics=metrics)
+        self._last[trial.trial_id] = result
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        result = self._last.get(trial.trial_id) or trial.last_result or {}
+        tags = []
+        if result.get("step", 0) < result.get("total_steps", 0):
+            tags.append(RunTag("early_stopped", "true"))
+        accuracy = result.get("val_acc", result.get("test_acc"))
+        if accuracy is not None and accuracy <= COLLAPSE_MARGIN * result.get("chance", 0):
+            tags.append(RunTag("collapsed", "true"))
+        run_id = self.run_id(trial)
+        self.client.log_batch(run_id, tags=tags)
+        self.client.set_terminated(run_id, "FINISHED")
+        shown = {k: v for k, v in trial.config.items() if k != "train"}
+        flags = "".join(f" [{t.key.replace('_', ' ')}]" for t in tags)
+        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {_fmt(shown)}: "
+                  f"val_acc {result.get('val_acc', math.nan):.4f} test_acc {result.get('test_acc', math.nan):.4f}{flags}")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        run_id = self.run_id(trial)
+        reason = (trial.error_file or "see the trial's error file")[:5000]
+        self.client.log_batch(run_id, tags=[RunTag("error", reason)])
+        self.client.set_terminated(run_id, "FAILED")
+
+
+def _fmt(values: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())

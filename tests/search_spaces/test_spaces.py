@@ -1,0 +1,156 @@
+"""make_space: every method's searched names and ranges, real Optuna sampling, (ψ, ρ), warm starts, bad input."""
+
+import math
+import pickle
+import statistics
+
+import optuna
+import pytest
+from optuna.trial import FixedTrial
+
+from search_spaces import PARAMETRIZATIONS, as_point, default_ranges, make_space, paper_best, to_psi_rho
+from trainers import ConfigError, list_losses, make_loss
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BETA = (0.5, 24.0, True)
+# The specification: method → searched name → (low, high, log scale).
+SPEC = {
+    "dm": {"lam": (0.0, 2.0, False), "beta": BETA},
+    "dm-normal": {"psi": (0.0, 1.0, False), "beta": BETA},
+    "dm-exp": {"beta": BETA},
+    "dm-beta": {"alpha": (1.0, 4.0, False), "eta": (1.0, 4.0, False)},
+    "gce": {"q": (0.1, 1.0, False)},
+    "gce-dn": {"q": (0.1, 1.0, False)},
+    "ls": {"epsilon": (0.0, 0.5, False)},
+    "boot-soft": {"beta": (0.5, 1.0, False)},
+    "boot-hard": {"beta": (0.5, 1.0, False)},
+    "sce": {"alpha": (0.01, 1.0, True), "beta": (0.1, 2.0, False)},
+    **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn")},
+}
+PSI_RHO = {"psi": (0.0, 2 / 3, False), "rho": (0.5, 8.0, True)}
+TRAINING = {"lr": (1e-3, 0.1, True), "weight_decay": (1e-5, 1e-3, True)}
+# (method, parametrization, its Optuna names and ranges)
+SPACES = [(m, "lam_beta", SPEC[m]) for m in sorted(SPEC)] + [("dm", "psi_rho", PSI_RHO)]
+
+
+def midpoint(ranges: dict) -> dict:
+    return {name: (low + high) / 2 for name, (low, high, _) in ranges.items()}
+
+
+def test_every_method_has_a_space() -> None:
+    assert sorted(SPEC) == list_losses()
+    assert PARAMETRIZATIONS == ("lam_beta", "psi_rho")
+
+
+@pytest.mark.parametrize(("method", "parametrization", "ranges"), SPACES)
+def test_default_ranges(method: str, parametrization: str, ranges: dict) -> None:
+    expected = {name: (low, high) for name, (low, high, _) in ranges.items()}
+    assert default_ranges(method, parametrization) == expected
+
+
+@pytest.mark.parametrize("method", sorted(SPEC))
+@pytest.mark.parametrize("tune", [False, True])
+def test_space_returns_the_trainer_names(method: str, tune: bool) -> None:
+    training = TRAINING if tune else {}
+    space = make_space(method, tune_lr=tune, tune_weight_decay=tune)
+    returned = space(FixedTrial(midpoint({**SPEC[method], **training})))
+    if not SPEC[method] and not tune:
+        assert returned is None
+        return
+    assert returned.keys() == SPEC[method].keys() | training.keys()
+    make_loss(method, **{k: v for k, v in returned.items() if k not in TRAINING})
+
+
+def test_nothing_to_search_suggests_nothing() -> None:
+    trial = optuna.create_study().ask()
+    assert make_space("cce")(trial) is None and trial.params == {}
+
+
+def test_psi_rho_space_returns_lam_beta() -> None:
+    space = make_space("dm", parametrization="psi_rho", tune_lr=True)
+    returned = space(FixedTrial({"psi": 0.5, "rho": 4.0, "lr": 0.01}))
+    assert returned == {"lam": 1.0, "beta": 16.0, "lr": 0.01}
+    make_loss("dm", lam=returned["lam"], beta=returned["beta"])
+
+
+def draws(space, n: int = 200) -> list[tuple[dict, dict]]:
+    """(Optuna's params, the space's return) for n asks of a seeded random search."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trials = [study.ask() for _ in range(n)]
+    returned = [space(trial) for trial in trials]
+    return [(trial.params, r) for trial, r in zip(trials, returned)]
+
+
+@pytest.mark.parametrize(("method", "parametrization", "ranges"), [s for s in SPACES if s[2]])
+def test_random_draws_stay_in_range_on_their_scale(method: str, parametrization: str, ranges: dict) -> None:
+    space = make_space(method, parametrization=parametrization, tune_lr=True, tune_weight_decay=True)
+    samples = [params for params, _ in draws(space)]
+    for name, (low, high, log) in {**ranges, **TRAINING}.items():
+        values = [params[name] for params in samples]
+        assert low <= min(values) and max(values) <= high
+        median, middle = statistics.median(values), (low + high) / 2
+        if log:  # near the geometric midpoint, far below the arithmetic one
+            assert median < middle and abs(math.log(median / math.sqrt(low * high))) < 0.25 * math.log(high / low)
+        else:
+            assert abs(median - middle) < 0.15 * (high - low)
+
+
+def test_psi_rho_draws_map_back() -> None:
+    for params, returned in draws(make_space("dm", parametrization="psi_rho"), 50):
+        assert returned.keys() == {"lam", "beta"}
+        assert to_psi_rho(returned["lam"], returned["beta"]) == pytest.approx((params["psi"], params["rho"]), rel=1e-9)
+
+
+def test_ranges_override_the_defaults() -> None:
+    space = make_space("dm", ranges={"lam": [0.5, 1.0], "beta": (4, 16)})  # lists too, as YAML gives them
+    for params, returned in draws(space, 50):
+        assert params == returned and 0.5 <= params["lam"] <= 1.0 and 4 <= params["beta"] <= 16
+    trial = optuna.create_study().ask()
+    make_space("sce", ranges={"alpha": (0.1, 0.1)}, tune_lr=True)(trial)
+    assert trial.distributions["alpha"] == optuna.distributions.FloatDistribution(0.1, 0.1, log=True)
+    assert trial.params["alpha"] == 0.1
+
+
+@pytest.mark.parametrize(("dataset", "rate"), [("cifar10", r) for r in (0, 0.2, 0.4, 0.6, 0.8)]
+                         + [("cifar100", r) for r in (0.2, 0.4, 0.6)])
+@pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
+def test_warm_start_from_paper_best(dataset: str, rate: float, parametrization: str) -> None:
+    best = paper_best(dataset, rate)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(as_point({**best, "lr": 0.05}, parametrization))
+    returned = make_space("dm", parametrization=parametrization, tune_lr=True)(study.ask())
+    assert returned == pytest.approx({**best, "lr": 0.05}, rel=1e-9, abs=1e-12)
+
+
+def test_space_survives_pickling() -> None:
+    space = make_space("dm", parametrization="psi_rho", ranges={"rho": (1.0, 4.0)}, tune_lr=True)
+    fixed = {"psi": 0.25, "rho": 2.0, "lr": 0.01}
+    assert pickle.loads(pickle.dumps(space))(FixedTrial(fixed)) == space(FixedTrial(fixed))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"method": "dmm"}, "method"),
+        ({"method": "dm", "parametrization": "psi_beta"}, "parametrization"),
+        ({"method": "gce", "parametrization": "psi_rho"}, "parametrization"),
+        ({"method": "dm", "ranges": {"gamma": (0, 1)}}, "ranges.gamma"),
+        ({"method": "dm", "parametrization": "psi_rho", "ranges": {"lam": (0, 1)}}, "ranges.lam"),
+        ({"method": "cce", "ranges": {"lr": (0.01, 0.1)}}, "ranges.lr"),  # lr not tuned
+        ({"method": "dm", "ranges": {"lam": (2, 1)}}, "ranges.lam"),
+        ({"method": "dm", "ranges": {"lam": (0, math.inf)}}, "ranges.lam"),
+        ({"method": "dm", "ranges": {"lam": (0, math.nan)}}, "ranges.lam"),
+        ({"method": "dm", "ranges": {"lam": (0, 1, 2)}}, "ranges.lam"),
+        ({"method": "dm", "ranges": {"lam": "01"}}, "ranges.lam"),
+        ({"method": "dm", "ranges": {"beta": (0, 8)}}, "ranges.beta"),  # log scale
+        ({"method": "dm", "ranges": {"lam": (-1, 1)}}, "ranges.lam"),  # the trainer refuses λ < 0
+        ({"method": "gce", "ranges": {"q": (0, 1)}}, "ranges.q"),  # and q = 0
+        ({"method": "dm", "parametrization": "psi_rho", "ranges": {"psi": (0, 1)}}, "ranges.psi"),
+        ({"method": "dm", "tune_lr": True, "ranges": {"lr": (0.1, 0.01)}}, "ranges.lr"),
+    ],
+)
+def test_bad_settings_are_config_errors(kwargs: dict, field: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        make_space(**kwargs)
+    assert error.value.field == field

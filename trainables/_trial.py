@@ -1,0 +1,61 @@
+"""A Ray Tune function trainable that runs one `trainers.Trainer` and checkpoints it at every evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from ray import tune
+
+from trainers import Dataset, TrainConfig, Trainer, load_dataset, loss_params
+
+TRAIN_KEY = "train"  # the trial config's base TrainConfig, as a dict
+STATE_FILE = "state.pt"
+_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+_DATA: dict[tuple[str, str | None], Dataset] = {}  # per worker process, so reused actors load a data set once
+
+
+def cached_dataset(name: str, root: str | None) -> Dataset:
+    """The data set `name`, loaded once per process."""
+    if (name, root) not in _DATA:
+        _DATA[name, root] = load_dataset(name, root)
+    return _DATA[name, root]
+
+
+def train_config(config: Mapping[str, Any]) -> TrainConfig:
+    """The TrainConfig of a trial: config["train"], overridden by top-level keys that name its fields or method hyperparameters.
+
+    Other top-level keys (a search space's own parameters, such as ψ and ρ) are ignored.
+    """
+    base = dict(config[TRAIN_KEY])
+    method = config.get("method", base["method"])
+    params = dict(base.get("method_params", {}))
+    searched = loss_params(method)
+    for key, value in config.items():
+        if key in _FIELDS and key != "method_params":
+            base[key] = value
+        elif key in searched:
+            params[key] = value
+    base["method_params"] = params
+    base["milestones"] = tuple(base.get("milestones", ()))
+    return TrainConfig(**base)
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: train, report each evaluation with a checkpoint, resume from the last one."""
+    train = train_config(config)
+    trainer = Trainer(train, cached_dataset(train.dataset, train.data_root))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(Path(folder) / STATE_FILE, map_location=trainer.device, weights_only=True)
+        trainer.load_state_dict(state)
+    constants = {"chance": 1 / trainer.info["num_classes"], "total_steps": trainer.total_steps,
+                 "noise_rate_realised": trainer.info["noise_rate_realised"]}
+    for metrics in trainer:
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+            tune.report({**metrics, **constants}, checkpoint=tune.Checkpoint.from_directory(folder))
