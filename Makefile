@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` (the main job on the embedded default) and `make test`.
+# The two commands of the README: `make run` (the main job: `study run` on the embedded default) and `make test`.
 # Each creates .venv and installs the project into it when missing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m trainers --dataset digits --method dm --lam 1 --beta 8 --noise symmetric:0.4 --epochs 20
+	RAY_USAGE_STATS_ENABLED=0 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 $(VENV)/bin/study run
 
 test: $(STAMP)
 	RAY_USAGE_STATS_ENABLED=0 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 $(PY) -m pytest -q

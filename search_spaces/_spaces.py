@@ -22,7 +22,9 @@ class _Range:
     log: bool = False
 
 
-_BETA = _Range(0.5, 24.0, log=True)
+# β up to 12: measured on digits' MLP (lr 0.01, 40% noise), exact DM with λ = 1 is unstable across seeds at β = 12 and
+# collapses at 16 (DESIGN §2). The papers' larger β (Table 3 goes to 24) stay reachable through `ranges` and the grids.
+_BETA = _Range(0.5, 12.0, log=True)
 _Q = _Range(0.1, 1.0)
 _BOOT = _Range(0.5, 1.0)
 # Searched hyperparameters per method; the others (normalize, eps) keep the trainer's defaults.

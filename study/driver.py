@@ -20,7 +20,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
-from study.tracking import PARENT_TAG, MlflowTracker, client_for
+from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from trainables import TRAIN_KEY, train_trial
 from trainers import load_dataset
 from trainers.errors import ConfigError
@@ -77,6 +77,7 @@ def study_folder(config: StudyConfig, storage: str | None = None) -> Path:
 def connect(address: str | None) -> None:
     """Join the Ray cluster at `address`, or start a local Ray bound to 127.0.0.1 without a dashboard."""
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # we checkpoint each epoch
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's compact status table (CLIReporter), not a box per result
     if ray.is_initialized():
         return
     if address:
@@ -180,12 +181,15 @@ def _search_size(config: StudyConfig) -> int:
 
 
 def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
-           tracker: MlflowTracker) -> tune.Tuner:
+           tracker: MlflowTracker, shown: list[str]) -> tune.Tuner:
     path = folder / name
     trainable = _trainable(config)
     if tune.Tuner.can_restore(str(path)):
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    reporter = tune.CLIReporter(parameter_columns=shown, metric_columns=["epoch", "val_acc", "test_acc"],
+                                max_report_frequency=30)
     run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=[tracker], verbose=1,
+                                progress_reporter=reporter,
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                 failure_config=tune.FailureConfig(max_failures=2))
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
@@ -215,7 +219,10 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
                                       scheduler=scheduler, num_samples=s.num_samples, reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "search"}, echo)
-    results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker).fit()
+    shown = ["cell"] if s.mode == "grid" else [*search_spaces.default_ranges(config.method, s.parametrization),
+                                               *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
+    results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown).fit()
+    _drop_orphans(state, rs.run_id, "search", results)
     best = results.get_best_result(metric=METRIC, mode="max", scope="last")
     rs.best = _setting(best.config)
     rs.best_val_acc = float(best.metrics[METRIC])
@@ -236,13 +243,24 @@ def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, f
                                   reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "final"}, echo)
-    results = _tuner(config, folder, f"final-{rate:g}", param_space, tune_config, tracker).fit()
+    results = _tuner(config, folder, f"final-{rate:g}", param_space, tune_config, tracker, ["seed"]).fit()
+    _drop_orphans(state, rs.run_id, "final", results)
     rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
     client = client_for(state.tracking_uri)
     if rs.final_test:
         client.log_metric(rs.run_id, "final_test_acc_mean", statistics.mean(rs.final_test))
         client.log_metric(rs.run_id, "final_test_acc_std", _std(rs.final_test))
     rs.final_done = True
+
+
+def _drop_orphans(state: StudyState, parent_run_id: str, stage: str, results: tune.ResultGrid) -> None:
+    """Delete runs of trials that a killed driver started but Tune never recorded, so each trial has one run."""
+    kept = {r.metrics.get("trial_id") for r in results if r.metrics}
+    client = client_for(state.tracking_uri)
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.stage = '{stage}'"
+    for run in client.search_runs([state.experiment_id], query, max_results=10_000):
+        if run.data.tags.get(TRIAL_TAG) not in kept:
+            client.delete_run(run.info.run_id)
 
 
 def _close_study(state: StudyState) -> None:

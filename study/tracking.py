@@ -98,9 +98,9 @@ class MlflowTracker(Callback):
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, "FINISHED")
         shown = {k: v for k, v in trial.config.items() if k != "train"}
+        scores = " ".join(f"{k} {result[k]:.4f}" for k in ("val_acc", "test_acc") if k in result)
         flags = "".join(f" [{t.key.replace('_', ' ')}]" for t in tags)
-        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {_fmt(shown)}: "
-                  f"val_acc {result.get('val_acc', math.nan):.4f} test_acc {result.get('test_acc', math.nan):.4f}{flags}")
+        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {_fmt(shown)}: {scores}{flags}")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         run_id = self.run_id(trial)

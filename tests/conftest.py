@@ -52,12 +52,19 @@ def shared_data_root(fashion_root: Path, cifar10_root: Path) -> Path:
     return fashion_root
 
 
+def short_tmpdir() -> str:
+    """A new folder with a short path under /tmp (pytest's tmp_path is too long for Ray's Unix sockets)."""
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+
+
 @pytest.fixture(scope="session")
 def ray_session(tmp_path_factory: pytest.TempPathFactory):
     """One local Ray for all the integration tests: 127.0.0.1, no dashboard, its own RAY_TMPDIR, shut down at the end."""
     import ray
 
-    os.environ["RAY_TMPDIR"] = str(tmp_path_factory.mktemp("ray"))
+    os.environ["RAY_TMPDIR"] = short_tmpdir()  # Ray's socket paths under it must stay within 107 characters
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     context = ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False,
                        _node_ip_address="127.0.0.1")

@@ -13,7 +13,7 @@ from trainers import ConfigError, list_losses, make_loss
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-BETA = (0.5, 24.0, True)
+BETA = (0.5, 12.0, True)
 # The specification: method → searched name → (low, high, log scale).
 SPEC = {
     "dm": {"lam": (0.0, 2.0, False), "beta": BETA},

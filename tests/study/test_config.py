@@ -240,3 +240,12 @@ def test_direct_construction_is_validated_too() -> None:
     with pytest.raises(ConfigError) as raised:
         SearchConfig(num_samples=0)
     assert raised.value.field == "num_samples"
+
+
+def test_method_params_follow_the_method() -> None:
+    """DM's study default is the authors' guarded gradient; another method chosen by a file or --set starts from {}."""
+    assert load_study_config(None).method_params == {"eps": 1e-8}
+    assert load_study_config(None, ["method=gce"]).method_params == {}
+    assert load_study_config(None, ["method=dm", "method_params={}"]).method_params == {}
+    assert load_study_config(None, ["method=dm-exp"]).method_params == {"eps": 1e-8}
+    assert load_study_config(None, ["method=cce-dn"]).method_params == {}

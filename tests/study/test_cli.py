@@ -1,0 +1,80 @@
+"""The `study` command: help, and bad input stopped with one line, exit 2, before Ray starts and with nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from study.cli import main
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's own errors and --help
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_help_of_each_command(capsys: pytest.CaptureFixture) -> None:
+    for args, words in ((["--help"], ("run", "resume", "list")), (["run", "--help"], ("--set", "--address", "--storage")),
+                        (["resume", "--help"], ("path",)), (["list", "--help"], ("--storage",))):
+        code, out, _ = run_main(args, capsys)
+        assert code == 0 and all(word in out for word in words)
+
+
+BAD_RUNS = [
+    ("unknown-key", ["--set", "noise_rate=0.4"], ("noise_rate", "did you mean 'noise_rates'")),
+    ("unknown-method", ["--set", "method=nope"], ("method", "nope")),
+    ("bad-rate", ["--set", "noise_rates=[0.2, 1.5]"], ("noise_rates", "1.5")),
+    ("zero-trials", ["--set", "search.num_samples=0"], ("search.num_samples", "0")),
+    ("bad-batch", ["--set", "train.batch_size=-1"], ("train.batch_size", "-1")),
+    ("malformed-set", ["--set", "search.num_samples"], ("--set",)),
+    ("missing-file", ["no/such/study.yaml"], ("config", "no such file")),
+    ("gpu-without-gpu", ["--set", "resources.gpus_per_trial=0.5"], ("gpus_per_trial", "0.5")),
+    ("missing-data", ["--set", "train.dataset=cifar10", "--set", "train.model=resnet20",
+                      "--set", "train.data_root=/nonexistent/noisy-data"], ("cifar10", "/nonexistent/noisy-data")),
+]
+
+
+@pytest.mark.parametrize(("args", "fragments"), [pytest.param(a, f, id=i) for i, a, f in BAD_RUNS])
+def test_bad_study_is_one_line_exit_2_and_writes_nothing(args: list[str], fragments: tuple[str, ...], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    if "resources.gpus_per_trial=0.5" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, out, err = run_main(["run", *args], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert all(fragment in lines[0] for fragment in fragments), lines[0]
+    assert out == "" and list(tmp_path.iterdir()) == []  # no mlflow.db, no ray_results
+
+
+def test_resume_of_a_folder_that_is_no_study(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run_main(["resume", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "study.json" in err and str(tmp_path) in err
+
+
+def test_list_with_no_studies(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_main(["list", "--storage", str(tmp_path)], capsys)
+    assert code == 0 and "no studies" in out
+
+
+def test_the_installed_command_refuses_a_bad_config_in_a_real_process(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: dm\nsearch:\n  num_sampels: 3\n")
+    result = subprocess.run([sys.executable, "-m", "study", "run", str(bad)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "search.num_sampels" in result.stderr and "did you mean 'num_samples'" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
