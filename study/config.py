@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
-import yaml
 
 from trainers.config import TrainConfig
 from search_spaces import GRIDS, PARAMETRIZATIONS
+from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
 from trainers.errors import ConfigError
 from trainers.losses import list_losses, loss_params, make_loss
 from trainers.noise import NOISE_KINDS
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 SEARCH_MODES = ("optuna", "grid")
-RATE_TOLERANCE = 1e-9  # two noise rates closer than this are the same rate
 DEFAULT_TRAIN = TrainConfig(dataset="digits", model="mlp", epochs=20, lr=0.01, batch_size=128)
 # A study's fixed method_params where a config gives none. DM: the authors' guarded gradient (eps 1e-8). Measured on
 # digits' MLP: with the exact gradient (eps 0) margins grow without bound once examples are fit (train loss −12,000
@@ -63,7 +62,6 @@ STUDY_SET = {
 }
 _TRAIN_DEFAULTS = TrainConfig()
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
-_SET_FORMAT = "KEY=VALUE, e.g. search.num_samples=4"
 
 
 @dataclass(frozen=True)
@@ -230,9 +228,9 @@ def load_study_config(path: str | Path | None = None, overrides: Sequence[str] =
     one value, parsed as YAML. `allow_missing_gpu`: accept gpus_per_trial > 0 on a machine without a GPU (for a
     config sent to a cluster).
     """
-    data = _defaults() if path is None else _merge(_defaults(), _read_yaml(path))
+    data = _defaults() if path is None else merge(_defaults(), read_yaml(path))
     for text in [overrides] if isinstance(overrides, str) else overrides:
-        _apply_override(data, text)
+        apply_override(data, text)
     return study_config_from_dict(data, allow_missing_gpu=allow_missing_gpu)
 
 
@@ -246,7 +244,7 @@ def study_config_from_dict(data: Mapping[str, Any], *, allow_missing_gpu: bool =
         "final": lambda value, key: _section(FinalConfig, value, key, "final-retrain settings"),
         "resources": lambda value, key: _section(ResourcesConfig, value, key, "per-trial resources"),
     }
-    config = _section(StudyConfig, _merge(_defaults(), data), "", "study settings", sections)
+    config = _section(StudyConfig, merge(_defaults(), data), "", "study settings", sections)
     gpus = config.resources.gpus_per_trial
     if gpus > 0 and not allow_missing_gpu and not torch.cuda.is_available():
         raise ConfigError("resources.gpus_per_trial", gpus, "no GPU is visible here (torch.cuda.is_available() is "
@@ -280,7 +278,7 @@ def _section(cls: type, data: Any, prefix: str, what: str,
     except ConfigError as error:
         raise ConfigError(_join(prefix, error.field), error.value, error.allowed) from None
     except (TypeError, ValueError) as error:  # a guard: the checks above should leave none
-        raise ConfigError(prefix or "config", dict(data), _one_line(str(error))) from None
+        raise ConfigError(prefix or "config", dict(data), one_line(str(error))) from None
 
 
 def _asha(value: Any, key: str) -> AshaConfig | None:
@@ -304,7 +302,7 @@ def _method_params(method: str, params: Any) -> dict[str, Any]:
         name = error.field.removeprefix(f"{method}.")
         raise ConfigError(f"method_params.{name}", error.value, error.allowed) from None
     except (TypeError, ValueError) as error:
-        raise ConfigError("method_params", dict(params), _one_line(str(error))) from None
+        raise ConfigError("method_params", dict(params), one_line(str(error))) from None
     return dict(params)
 
 
@@ -326,7 +324,7 @@ def _ranges(ranges: Any) -> dict[str | float, dict[str, tuple[float, float]]]:
     out: dict[str | float, dict[str, tuple[float, float]]] = {}
     for key, params in ranges.items():
         where = f"ranges.{key}"
-        rate = "default" if key == "default" else _as_rate(key)
+        rate = "default" if key == "default" else as_rate(key)
         _check(where, key, rate is not None and (rate == "default" or 0 <= rate < 1),
                "'default' or a noise rate in [0, 1), e.g. 0.4")
         _check(where, key, rate == "default" or all(k == "default" or abs(k - rate) > RATE_TOLERANCE for k in out),
@@ -342,114 +340,6 @@ def _ranges(ranges: Any) -> dict[str | float, dict[str, tuple[float, float]]]:
     return out
 
 
-# --- YAML, merging and --set -------------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """yaml.SafeLoader that also reads 1e-8 as a number (as YAML 1.2 does) and refuses a key given twice."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
-                                                            key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")  # 1e-8, 2.5E3
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
-
-
-def _read_yaml(path: str | Path) -> Mapping[Any, Any]:
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config", where, "no such file") from None
-    except IsADirectoryError:
-        raise ConfigError("config", where, "a folder, not a YAML file") from None
-    except UnicodeDecodeError:
-        raise ConfigError("config", where, "not UTF-8 text") from None
-    except OSError as error:
-        raise ConfigError("config", where, _one_line(f"cannot be read: {error.strerror or error}")) from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as error:
-        raise ConfigError("config", where, "not valid YAML: " + _yaml_reason(error)) from None
-    if data is None:  # empty, or only comments: all defaults
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError("config", where, f"the top level must be a mapping of settings, not a {type(data).__name__}")
-    return data
-
-
-def _yaml_reason(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return _one_line(f"{getattr(error, 'problem', None) or error}{where}")
-
-
-def _apply_override(data: dict[Any, Any], text: str) -> None:
-    """Set one dotted key of `data` to a YAML value, e.g. "search.asha={}" or "search.ranges.0.4.lam=[0, 1]"."""
-    key, equals, raw = text.partition("=") if isinstance(text, str) else ("", "", "")
-    parts = _split_key(key.strip())
-    if not equals or not all(parts):
-        raise ConfigError("--set", text, _SET_FORMAT)
-    try:
-        value = yaml.load(raw, Loader=_Loader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as error:
-        raise ConfigError("--set", text, "the value is not valid YAML: " + _yaml_reason(error)) from None
-    node = data
-    for depth, part in enumerate(parts[:-1]):
-        name = _find_key(node, part)
-        if node.get(name) is None:
-            node[name] = {}
-        elif not isinstance(node[name], dict):
-            raise ConfigError("--set", text, f"{'.'.join(parts[:depth + 1])} is not a mapping")
-        node = node[name]
-    node[_find_key(node, parts[-1])] = value
-
-
-def _split_key(key: str) -> list[str]:
-    """"search.ranges.0.4.lam" → ["search", "ranges", "0.4", "lam"]: digits on both sides of a dot make a rate."""
-    parts: list[str] = []
-    for part in key.split("."):
-        if parts and part.isdigit() and parts[-1].isdigit():
-            parts[-1] += "." + part
-        else:
-            parts.append(part)
-    return parts
-
-
-def _find_key(mapping: Mapping[Any, Any], key: Any) -> Any:
-    """The key of `mapping` that is `key`, or the same noise rate written otherwise (0.4 and "0.4"); else `key`."""
-    if key in mapping:
-        return key
-    rate = _as_rate(key)
-    if rate is not None:
-        for existing in mapping:
-            other = _as_rate(existing)
-            if other is not None and abs(other - rate) <= RATE_TOLERANCE:
-                return existing
-    return key
-
-
-def _merge(base: Mapping[Any, Any], new: Mapping[Any, Any]) -> dict[Any, Any]:
-    """A copy of `base` with `new`'s values: mappings merged key by key, anything else replaced."""
-    out = _copy(base)
-    for key, value in new.items():
-        name = _find_key(out, key)
-        if isinstance(out.get(name), Mapping) and isinstance(value, Mapping):
-            out[name] = _merge(out[name], value)
-        else:
-            out[name] = _copy(value)
-    return out
-
-
 def _defaults() -> dict[str, Any]:
     """The embedded default, less its method_params: those follow the method a file or --set chooses."""
     defaults = StudyConfig().to_dict()
@@ -458,14 +348,6 @@ def _defaults() -> dict[str, Any]:
 
 
 # --- small helpers -----------------------------------------------------------------------------------------------
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def _plain(value: Any) -> Any:
@@ -480,22 +362,8 @@ def _rate_name(key: str | float) -> str:
     return key if key == "default" else repr(float(key))
 
 
-def _as_rate(value: Any) -> float | None:
-    """`value` as a finite number (a number, or a string such as "0.4"), else None."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    return float(value) if _is_number(value) else None
-
-
 def _join(prefix: str, key: Any) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _is_int(value: object) -> bool:

@@ -165,8 +165,9 @@ def _common_tags(config: StudyConfig, rate: float) -> dict[str, str]:
 
 
 def _base(config: StudyConfig, rate: float, split: str) -> dict[str, Any]:
+    """A trial's TrainConfig as a dict; search trials use search.seed (final retrains set their own seeds)."""
     train = config.train.replace(method=config.method, method_params=dict(config.method_params), noise=config.noise,
-                                 noise_rate=rate, split=split)
+                                 noise_rate=rate, split=split, seed=config.search.seed)
     return train.to_dict()
 
 
@@ -202,12 +203,12 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     scheduler = None
     if s.asha is not None:
         evaluations = _evaluations(config)
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=evaluations,
+        scheduler = ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=evaluations,
                                   grace_period=min(s.asha.grace_period, evaluations),
                                   reduction_factor=s.asha.reduction_factor)
     if s.mode == "grid":
         param_space["cell"] = tune.grid_search(search_spaces.paper_grid(s.grid))
-        tune_config = tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=1,
+        tune_config = tune.TuneConfig(scheduler=scheduler, num_samples=1,
                                       max_concurrent_trials=s.max_concurrent, reuse_actors=True)
     else:
         points = [search_spaces.as_point(p, s.parametrization) for p in _warm_points(config, rate, previous_best)]

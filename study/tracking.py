@@ -68,6 +68,7 @@ class MlflowTracker(Callback):
             run_id = found[0].info.run_id
         else:
             tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id,
+                    "seed": str(train_config(trial.config).seed),
                     "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial.trial_id}"}
             run_id = self.client.create_run(self.experiment_id, tags=tags).info.run_id
             params = [Param(k, v[:6000]) for k, v in trial_params(trial.config).items()]

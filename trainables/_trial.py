@@ -28,13 +28,14 @@ def cached_dataset(name: str, root: str | None) -> Dataset:
 def train_config(config: Mapping[str, Any]) -> TrainConfig:
     """The TrainConfig of a trial: config["train"], overridden by top-level keys that name its fields or method hyperparameters.
 
-    Other top-level keys (a search space's own parameters, such as ψ and ρ) are ignored.
+    A nested mapping (a grid cell, e.g. {"cell": {"lam": 1, "beta": 8}}) counts as its items. Other keys (a search
+    space's own parameters, such as ψ and ρ) are ignored.
     """
     base = dict(config[TRAIN_KEY])
     method = config.get("method", base["method"])
     params = dict(base.get("method_params", {}))
     searched = loss_params(method)
-    for key, value in config.items():
+    for key, value in _flat(config).items():
         if key in _FIELDS and key != "method_params":
             base[key] = value
         elif key in searched:
@@ -42,6 +43,14 @@ def train_config(config: Mapping[str, Any]) -> TrainConfig:
     base["method_params"] = params
     base["milestones"] = tuple(base.get("milestones", ()))
     return TrainConfig(**base)
+
+
+def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if key != TRAIN_KEY:
+            flat.update(value if isinstance(value, Mapping) else {key: value})
+    return flat
 
 
 def train_trial(config: dict[str, Any]) -> None:

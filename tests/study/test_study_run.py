@@ -52,6 +52,8 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
         assert run.data.params["split"] == "search"
         assert float(run.data.params["noise_rate"]) == float(run.data.tags["noise_rate"])
         assert run.info.status == "FINISHED"
+        assert run.data.tags["seed"] == run.data.params["seed"] == "0"  # search.seed
+        assert {"method", "dataset", "noise", "config_hash", "git_commit"} <= set(run.data.tags)
         history = client.get_metric_history(run.info.run_id, "val_acc")
         assert len(history) == 2 and sorted(m.step for m in history) == [9, 18]
         assert {"test_acc", "fit_acc", "p_clean", "emphasis_var"} <= set(run.data.metrics)
@@ -60,6 +62,7 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
 
     final = stages["final"]
     assert len(final) == 2 and all(r.data.params["split"] == "final" for r in final)
+    assert all(r.data.tags["seed"] == "0" and "test_acc" in r.data.metrics for r in final)
     for key, rs in state.rates.items():
         assert rs.trials == 3 and len(rs.final_test) == 1 and set(rs.best) >= {"lam", "beta"}
         rate_run = client.get_run(rs.run_id)
@@ -68,3 +71,30 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
     assert StudyState.load(study_folder(config)).rates.keys() == state.rates.keys()
     assert "noise rate | best setting" in summary_table(state)
     assert sum(line.lstrip().startswith("search ") for line in lines) == 6
+
+
+def test_asha_stops_weak_trials_and_they_are_tagged(tmp_path: Path) -> None:
+    """Trials run one at a time (so ASHA's decisions are reproducible); a stopped trial has fewer epochs and the tag."""
+    config, uri = small_study(tmp_path, "asha", "noise_rates=[0.4]", "search.num_samples=6", "search.max_concurrent=1",
+                              "train.epochs=4", "final.n_seeds=0", "search.seed=3",
+                              "search.asha={grace_period: 1, reduction_factor: 3}")
+    run_study(config, echo=lambda line: None)
+    client = MlflowClient(uri)
+    search = runs_by_stage(uri, "asha")["search"]
+    assert len(search) == 6 and all(r.info.status == "FINISHED" and r.data.params["seed"] == "3" for r in search)
+    epochs = {r.info.run_id: len(client.get_metric_history(r.info.run_id, "val_acc")) for r in search}
+    stopped = {r.info.run_id for r in search if r.data.tags.get("early_stopped") == "true"}
+    assert stopped and stopped == {run_id for run_id, n in epochs.items() if n < 4}
+
+
+def test_grid_mode_runs_the_papers_cells(tmp_path: Path) -> None:
+    """search.mode grid: one trial per cell of seed 000 Table 3, each trained with its own (λ, β)."""
+    import search_spaces
+
+    config, uri = small_study(tmp_path, "grid", "noise_rates=[0.4]", "search.mode=grid", "search.grid=table3",
+                              "train.epochs=1", "final.n_seeds=0")
+    state = run_study(config, echo=lambda line: None)
+    search = runs_by_stage(uri, "grid")["search"]
+    cells = sorted((c["lam"], c["beta"]) for c in search_spaces.paper_grid("table3"))
+    assert sorted((float(r.data.params["lam"]), float(r.data.params["beta"])) for r in search) == cells
+    assert set(state.rates["0.4"].best) >= {"lam", "beta"} and state.rates["0.4"].trials == 16
