@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.address is None:
                 driver.check_data(config)
             folder = driver.study_folder(config, args.storage)
+            driver.check_same_study(config, folder)
             run = lambda: driver.run_study(config, address=args.address, storage=args.storage)  # noqa: E731
         else:
             folder = Path(args.path).expanduser().resolve()

@@ -97,10 +97,20 @@ def check_resumable(folder: Path) -> None:
         raise ConfigError("path", str(folder), f"a study folder holding {STATE_FILE} (see: study list)")
 
 
+def check_same_study(config: StudyConfig, folder: Path) -> None:
+    """A ConfigError if `folder` holds a study of the same name with other settings (the same settings continue it)."""
+    if (folder / STATE_FILE).is_file():
+        saved = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=True)
+        if saved.config_hash() != config.config_hash():
+            raise ConfigError("name", config.name, f"a study of this name with other settings is in {folder}: "
+                              "continue it with `study resume`, or give this one another name")
+
+
 def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None,
               echo: Echo = print) -> StudyState:
     """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow."""
     folder = study_folder(config, storage)
+    check_same_study(config, folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = StudyState.load(folder) if (folder / STATE_FILE).exists() else _new_state(config)
     state.save(folder)

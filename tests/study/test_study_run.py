@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from study.config import load_study_config
+from trainers import ConfigError
 from study.driver import StudyState, run_study, study_folder, summary_table
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -71,6 +72,12 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
     assert StudyState.load(study_folder(config)).rates.keys() == state.rates.keys()
     assert "noise rate | best setting" in summary_table(state)
     assert sum(line.lstrip().startswith("search ") for line in lines) == 6
+
+    again = run_study(config, echo=lines.append)  # the same settings again: nothing left to run, nothing rerun
+    assert again.rates.keys() == state.rates.keys() and len(runs_by_stage(uri, "small")["search"]) == 6
+    changed, _ = small_study(tmp_path, "small", "search.num_samples=4")
+    with pytest.raises(ConfigError, match="other settings"):
+        run_study(changed)
 
 
 def test_asha_stops_weak_trials_and_they_are_tagged(tmp_path: Path) -> None:
