@@ -1,4 +1,4 @@
-"""The `study` command: `study run [CONFIG]`, `study resume PATH`, `study list`."""
+"""The `study` command: `study run [CONFIG]`, `study resume PATH`, `study list`, `study report`."""
 
 from __future__ import annotations
 
@@ -26,19 +26,30 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a config value, e.g. --set search.num_samples=4 (repeatable)")
     run.add_argument("--address", help="an existing Ray cluster, e.g. ray://head:10001 or auto (default: local Ray)")
     run.add_argument("--storage", help="folder or URI for trial checkpoints and the study state (default: ./ray_results)")
+    run.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
     resume = sub.add_parser("resume", help="continue an interrupted study")
     resume.add_argument("path", help="the study's folder, <storage>/<name>")
     resume.add_argument("--address", help="an existing Ray cluster (default: local Ray)")
     listing = sub.add_parser("list", help="list the studies under a storage folder")
     listing.add_argument("--storage", default="ray_results", help="default: ./ray_results")
+    report = sub.add_parser("report", help="write a study's tables, figures and index from MLflow")
+    report.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    report.add_argument("--study", help="the study (MLflow experiment) name (default: the most recent study)")
+    report.add_argument("--out", help="the report folder (default: ./report/<study name>)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; 2 for a bad config or unreadable data (one line on stderr), 130 when interrupted."""
     args = _parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # one line per finished trial reaches a log file as it happens
     if args.command == "list":
         return _list(Path(args.storage))
+    if args.command == "report":
+        from reports._cli import report
+
+        return report(args)
     try:
         from study import driver
         from study.config import load_study_config
@@ -66,7 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
     print(f"browse them: mlflow ui --backend-store-uri {state.tracking_uri}")
     print(f"study folder (checkpoints, state): {folder}")
+    if args.command == "run" and not args.no_report:
+        _report(state.tracking_uri, folder.name)
     return 0
+
+
+def _report(tracking_uri: str, name: str) -> None:
+    """Write the finished study's report; a failure is said on stderr and leaves the study's exit status alone."""
+    try:
+        from reports import write_report
+
+        print(f"report: {write_report(tracking_uri, name)}")
+    except Exception as error:  # the study itself is done and logged
+        print(f"warning: the report could not be written ({type(error).__name__}: {error}); "
+              f"retry with: study report --tracking-uri {tracking_uri} --study {name}", file=sys.stderr)
 
 
 def _list(storage: Path) -> int:

@@ -69,6 +69,14 @@ def default_tracking_uri(config: StudyConfig) -> str:
     return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def artifact_location(tracking_uri: str, name: str) -> str | None:
+    """Beside a SQLite store, <its folder>/mlartifacts/<name> (MLflow's default is ./mlruns under whatever the cwd
+    is); for a server, None: the server's own artifact root."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts" / name).as_uri()
+
+
 def study_folder(config: StudyConfig, storage: str | None = None) -> Path:
     """Where a study keeps its state and its Tune experiments: <storage>/<name>."""
     return Path(storage or config.storage or Path.cwd() / "ray_results").expanduser().resolve() / config.name
@@ -155,7 +163,8 @@ def _new_state(config: StudyConfig) -> StudyState:
     uri = default_tracking_uri(config)
     client = client_for(uri)
     experiment = client.get_experiment_by_name(config.name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        config.name, artifact_location=artifact_location(uri, config.name))
     tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
             "method": config.method, "dataset": config.train.dataset, "noise": config.noise, "git_commit": _git_commit()}
     run_id = client.create_run(experiment_id, tags=tags).info.run_id
@@ -196,7 +205,8 @@ def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, 
     path = folder / name
     trainable = _trainable(config)
     if tune.Tuner.can_restore(str(path)):
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+                                  param_space=param_space)
     reporter = tune.CLIReporter(parameter_columns=shown, metric_columns=["epoch", "val_acc", "test_acc"],
                                 max_report_frequency=30)
     run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=[tracker], verbose=1,

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from trainables import train_config
+from trainables import TRAIN_KEY, train_config
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
@@ -26,10 +26,15 @@ def client_for(tracking_uri: str) -> MlflowClient:
 
 
 def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
-    """A trial's settings as flat MLflow params: the TrainConfig fields, method hyperparameters and search-space extras."""
-    train = train_config(config).to_dict()
-    params = {k: v for k, v in train.items() if k != "method_params"} | train["method_params"]
-    params |= {k: v for k, v in config.items() if k != "train" and not isinstance(v, Mapping)}
+    """A trial's settings as flat MLflow params: the TrainConfig fields, method hyperparameters and search-space extras.
+
+    A config without the base settings (TRAIN_KEY) gives just its own top-level values.
+    """
+    params: dict[str, Any] = {}
+    if TRAIN_KEY in config:
+        train = train_config(config).to_dict()
+        params = {k: v for k, v in train.items() if k != "method_params"} | train["method_params"]
+    params |= {k: v for k, v in config.items() if k != TRAIN_KEY and not isinstance(v, Mapping)}
     return {k: str(v) for k, v in params.items()}
 
 
@@ -44,11 +49,12 @@ class MlflowTracker(Callback):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.tags, self.echo = dict(tags), echo
         self._runs: dict[str, str] = {}
+        self._with_params: set[str] = set()
         self._last: dict[str, dict[str, Any]] = {}
         self._client: MlflowClient | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into Tune's experiment state: no client, no caches
-        return {**self.__dict__, "_client": None, "_runs": {}, "_last": {}, "echo": print}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_with_params": set(), "_last": {}, "echo": print}
 
     @property
     def client(self) -> MlflowClient:
@@ -56,25 +62,31 @@ class MlflowTracker(Callback):
             self._client = client_for(self.tracking_uri)
         return self._client
 
-    def run_id(self, trial: Trial) -> str:
-        """The MLflow run of `trial`, created with its params and tags the first time."""
-        if trial.trial_id in self._runs:
-            return self._runs[trial.trial_id]
-        found = self.client.search_runs(
-            [self.experiment_id],
-            f"tags.{TRIAL_TAG} = '{trial.trial_id}' and tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
-        )
-        if found:
-            run_id = found[0].info.run_id
-        else:
-            tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id,
-                    "seed": str(train_config(trial.config).seed),
-                    "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial.trial_id}"}
-            run_id = self.client.create_run(self.experiment_id, tags=tags).info.run_id
-            params = [Param(k, v[:6000]) for k, v in trial_params(trial.config).items()]
-            self.client.log_batch(run_id, params=params)
-        self._runs[trial.trial_id] = run_id
+    def run_id(self, trial: Trial, config: Mapping[str, Any] | None = None) -> str:
+        """The MLflow run of `trial`, created with its tags the first time; params are logged from the first result's
+        config (what the trial ran with), or from `trial.config` when a trial ends without a result."""
+        if trial.trial_id not in self._runs:
+            found = self.client.search_runs(
+                [self.experiment_id],
+                f"tags.{TRIAL_TAG} = '{trial.trial_id}' and tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+            )
+            if found:
+                self._runs[trial.trial_id] = found[0].info.run_id
+            else:
+                tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id,
+                        "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial.trial_id}"}
+                self._runs[trial.trial_id] = self.client.create_run(self.experiment_id, tags=tags).info.run_id
+        run_id = self._runs[trial.trial_id]
+        if config is not None and run_id not in self._with_params:
+            self._log_params(run_id, config)
         return run_id
+
+    def _log_params(self, run_id: str, config: Mapping[str, Any]) -> None:
+        if not self.client.get_run(run_id).data.params:  # a resumed trial's run has them already
+            params = trial_params(config)
+            tags = [RunTag("seed", params["seed"])] if "seed" in params else []
+            self.client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()], tags=tags)
+        self._with_params.add(run_id)
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self.run_id(trial)
@@ -84,7 +96,7 @@ class MlflowTracker(Callback):
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if k not in _NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(v)]
-        self.client.log_batch(self.run_id(trial), metrics=metrics)
+        self.client.log_batch(self.run_id(trial, result.get("config") or trial.config), metrics=metrics)
         self._last[trial.trial_id] = result
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
@@ -95,7 +107,7 @@ class MlflowTracker(Callback):
         accuracy = result.get("val_acc", result.get("test_acc"))
         if accuracy is not None and accuracy <= COLLAPSE_MARGIN * result.get("chance", 0):
             tags.append(RunTag("collapsed", "true"))
-        run_id = self.run_id(trial)
+        run_id = self.run_id(trial, result.get("config") or trial.config)
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, "FINISHED")
         shown = {k: v for k, v in trial.config.items() if k != "train"}
@@ -104,7 +116,7 @@ class MlflowTracker(Callback):
         self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {_fmt(shown)}: {scores}{flags}")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        run_id = self.run_id(trial)
+        run_id = self.run_id(trial, trial.config)
         reason = (trial.error_file or "see the trial's error file")[:5000]
         self.client.log_batch(run_id, tags=[RunTag("error", reason)])
         self.client.set_terminated(run_id, "FAILED")

@@ -21,8 +21,10 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, 
 
 
 def test_help_of_each_command(capsys: pytest.CaptureFixture) -> None:
-    for args, words in ((["--help"], ("run", "resume", "list")), (["run", "--help"], ("--set", "--address", "--storage")),
-                        (["resume", "--help"], ("path",)), (["list", "--help"], ("--storage",))):
+    for args, words in ((["--help"], ("run", "resume", "list", "report")),
+                        (["run", "--help"], ("--set", "--address", "--storage", "--no-report")),
+                        (["resume", "--help"], ("path",)), (["list", "--help"], ("--storage",)),
+                        (["report", "--help"], ("--tracking-uri", "--study", "--out"))):
         code, out, _ = run_main(args, capsys)
         assert code == 0 and all(word in out for word in words)
 
@@ -62,6 +64,13 @@ def test_bad_study_is_one_line_exit_2_and_writes_nothing(args: list[str], fragme
 def test_resume_of_a_folder_that_is_no_study(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_main(["resume", str(tmp_path)], capsys)
     assert code == 2 and err.count("\n") == 1 and "study.json" in err and str(tmp_path) in err
+
+
+def test_report_of_a_store_that_does_not_exist(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run_main(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--study", "nope"],
+                              capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: ") and "mlflow.db" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_list_with_no_studies(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

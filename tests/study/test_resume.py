@@ -52,7 +52,8 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path: Path, 
     command = [sys.executable, "-m", "study", "run", *sum((["--set", o] for o in overrides), []), "--address", address]
     log = tmp_path / "driver.log"
     with log.open("w") as out:
-        driver = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True)
+        driver = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + 240
         while finished_lines(log) < 2 and driver.poll() is None and time.monotonic() < deadline:

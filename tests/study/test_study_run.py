@@ -70,6 +70,7 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
         assert rate_run.data.metrics["best_val_acc"] == pytest.approx(rs.best_val_acc)
         assert rate_run.data.metrics["final_test_acc_mean"] == pytest.approx(rs.final_test[0])
     assert StudyState.load(study_folder(config)).rates.keys() == state.rates.keys()
+    assert (tmp_path / "mlartifacts" / "small").is_dir()  # artifacts beside the store, never ./mlruns
     assert "noise rate | best setting" in summary_table(state)
     assert sum(line.lstrip().startswith("search ") for line in lines) == 6
 

@@ -1,0 +1,160 @@
+"""A study's report folder: every table (CSV, Markdown, LaTeX), the figures, index.md and a self-contained index.html.
+
+    >>> write_report("sqlite:///mlflow.db", "digits-dm")  # doctest: +SKIP
+    PosixPath('.../report/digits-dm/index.md')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.metadata
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from reports import _tables
+from reports._load import StudyData, load_study
+from reports._write import to_html, to_markdown, write_table
+
+PACKAGES = ("torch", "ray", "optuna", "mlflow")
+
+
+@dataclass
+class _Section:
+    """One table or figure of the report: its heading, the sentence on what it shows, and what it points to."""
+
+    title: str
+    sentence: str
+    table: pd.DataFrame | None = None
+    stem: str | None = None
+    figure: Path | None = None
+
+
+def write_report(tracking_uri: str, study: str | None = None, out: Path | None = None, *,
+                 log_artifacts: bool = True) -> Path:
+    """Write the report of `study` (default: the most recent) into `out` (default ./report/<study name>); the path of
+    its index.md. With `log_artifacts` the folder is also logged under report/ of the study's MLflow run."""
+    data = load_study(tracking_uri, study)
+    out = Path(out) if out is not None else Path.cwd() / "report" / data.name
+    out.mkdir(parents=True, exist_ok=True)
+    sections = _table_sections(data, out) + _figure_sections(data, out)
+    (out / "index.md").write_text(_index_md(data, sections), encoding="utf-8")
+    (out / "index.html").write_text(_index_html(data, sections), encoding="utf-8")
+    if log_artifacts:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri).log_artifacts(data.study_run_id, str(out), "report")
+    return out / "index.md"
+
+
+def _table_sections(data: StudyData, out: Path) -> list[_Section]:
+    trials = data.trials
+    sections = []
+    summary = _tables.summary_table(data)
+    sections.append(_table(out, "summary", "Summary", summary, "Per noise rate, the setting the search chose, its "
+                           "validation accuracy, the final retrains' test accuracy (mean ± sample std over seeds), the "
+                           "number of search trials and of collapsed runs."))
+    for rate in _tables.noise_rates(trials):
+        tag = f"noise-{rate:g}"
+        for metric, words in (("test_acc", "final test accuracy"), ("val_acc", "validation accuracy")):
+            sections.append(_table(out, f"{tag}_grid_{metric}", f"Noise rate {rate:g}: λ × β grid of {metric}",
+                                   _tables.ablation_grid(trials, rate, metric),
+                                   f"The search trials' {words} at noise rate {rate:g} for each λ (rows) and β "
+                                   "(columns), as mean ± sample std over the runs of that cell (n runs)."))
+        sections.append(_table(out, f"{tag}_best_beta", f"Noise rate {rate:g}: best β per λ",
+                               _tables.best_beta_per_lambda(trials, rate),
+                               f"For each λ at noise rate {rate:g}, the β with the best mean validation accuracy, "
+                               "with that setting's mean validation and test accuracy."))
+        sections.append(_table(out, f"{tag}_emphasis_modes", f"Noise rate {rate:g}: emphasis modes",
+                               _tables.emphasis_mode_table(trials, rate),
+                               f"For each emphasis mode ψ = λ/(λ+1) at noise rate {rate:g}, the best β by validation "
+                               "accuracy and its best and final test accuracy, its accuracy on the corrupted training "
+                               "labels (fit_acc) and on the intact training examples (intact_acc)."))
+    return sections
+
+
+def _table(out: Path, stem: str, title: str, table: pd.DataFrame, sentence: str) -> _Section:
+    missing = _tables.note(table)
+    if missing is not None or table.empty:
+        return _Section(title, missing or "This table has no rows.")
+    write_table(table, out, stem)
+    return _Section(title, sentence, table=table, stem=stem)
+
+
+def _figure_sections(data: StudyData, out: Path) -> list[_Section]:
+    try:
+        from reports._figures import make_figures
+    except ImportError:
+        return [_Section("Figures", "No figures: this installation has no reports._figures module.")]
+    try:
+        figures = make_figures(data, out)
+    except Exception as error:  # a figure must not cost the tables
+        return [_Section("Figures", f"No figures: drawing them failed ({type(error).__name__}: {error}).")]
+    if not figures:
+        return [_Section("Figures", "No figures: the study holds nothing they could draw.")]
+    return [_Section(Path(png).stem.replace("_", " ").capitalize(), caption, figure=Path(png))
+            for png, caption in figures]
+
+
+def _provenance(data: StudyData) -> list[tuple[str, str]]:
+    tags = data.study_tags
+    rows = [("git commit", tags.get("git_commit", "not recorded")),
+            ("config hash", tags.get("config_hash", "not recorded"))]
+    for package in PACKAGES:
+        try:
+            rows.append((package, importlib.metadata.version(package)))
+        except importlib.metadata.PackageNotFoundError:
+            rows.append((package, "not installed"))
+    rows += [("MLflow tracking URI", data.tracking_uri), ("experiment id", data.experiment_id),
+             ("study run id", data.study_run_id)]
+    return rows
+
+
+def _config_text(data: StudyData) -> str:
+    return json.dumps(data.config, indent=2, sort_keys=True) if data.config else ""
+
+
+def _index_md(data: StudyData, sections: list[_Section]) -> str:
+    lines = [f"# Study report: {data.name}", "",
+             f"{len(data.trials)} trial runs over noise rates "
+             f"{', '.join(f'{r:g}' for r in _tables.noise_rates(data.trials)) or 'none'}, read from MLflow.", ""]
+    for section in sections:
+        lines += [f"## {section.title}", "", section.sentence, ""]
+        if section.table is not None:
+            lines += [to_markdown(section.table).rstrip("\n"), "",
+                      f"Files: [{section.stem}.csv]({section.stem}.csv), [{section.stem}.md]({section.stem}.md), "
+                      f"[{section.stem}.tex]({section.stem}.tex)", ""]
+        if section.figure is not None:
+            pdf = section.figure.with_suffix(".pdf").name
+            lines += [f"![{section.title}]({section.figure.name})", "",
+                      f"Files: [{section.figure.name}]({section.figure.name}), [{pdf}]({pdf})", ""]
+    lines += ["## Configuration", ""]
+    config = _config_text(data)
+    lines += ["```json", config, "```", ""] if config else ["The study run holds no study_config.json.", ""]
+    lines += ["## Provenance", "", "| item | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in _provenance(data)]
+    return "\n".join(lines) + "\n"
+
+
+def _index_html(data: StudyData, sections: list[_Section]) -> str:
+    e = html.escape
+    parts = [f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Study report: {e(data.name)}</title>",
+             "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}</style></head><body>",
+             f"<h1>Study report: {e(data.name)}</h1>"]
+    for section in sections:
+        parts += [f"<h2>{e(section.title)}</h2>", f"<p>{e(section.sentence)}</p>"]
+        if section.table is not None:
+            parts.append(to_html(section.table))
+        if section.figure is not None and section.figure.is_file():
+            encoded = base64.b64encode(section.figure.read_bytes()).decode("ascii")
+            parts.append(f"<img alt=\"{e(section.title)}\" src=\"data:image/png;base64,{encoded}\">")
+    config = _config_text(data)
+    parts += ["<h2>Configuration</h2>",
+              f"<pre>{e(config)}</pre>" if config else "<p>The study run holds no study_config.json.</p>",
+              "<h2>Provenance</h2>", to_html(pd.DataFrame(_provenance(data), columns=["item", "value"])),
+              "</body></html>"]
+    return "\n".join(parts) + "\n"
