@@ -1,6 +1,7 @@
 """reports: a study's ablation grids, comparison tables and figures, regenerated from what MLflow holds."""
 
+from reports._cli import default_tracking_uri
 from reports._load import HISTORY_METRICS, StudyData, load_study
 from reports._report import write_report
 
-__all__ = ["HISTORY_METRICS", "StudyData", "load_study", "write_report"]
+__all__ = ["default_tracking_uri", "HISTORY_METRICS", "StudyData", "load_study", "write_report"]

@@ -11,9 +11,9 @@ from typing import Sequence
 from trainers.errors import ConfigError
 
 
-def default_tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else sqlite:///<absolute cwd>/mlflow.db (where `study run` logs by default)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+def default_tracking_uri(explicit: str | None = None) -> str:
+    """`explicit`, else $MLFLOW_TRACKING_URI, else sqlite:///<absolute cwd>/mlflow.db: where studies log and reports read."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
 from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
+from reports import default_tracking_uri
 from trainables import TRAIN_KEY, train_trial
 from trainers import load_dataset
 from trainers.errors import ConfigError
@@ -62,11 +63,6 @@ class StudyState:
     def load(cls, folder: Path) -> "StudyState":
         data = json.loads((folder / STATE_FILE).read_text())
         return cls(**{**data, "rates": {k: RateState(**v) for k, v in data["rates"].items()}})
-
-
-def default_tracking_uri(config: StudyConfig) -> str:
-    """The config's tracking URI, else $MLFLOW_TRACKING_URI, else sqlite:///<absolute cwd>/mlflow.db."""
-    return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def artifact_location(tracking_uri: str, name: str) -> str | None:
@@ -160,7 +156,7 @@ def summary_table(state: StudyState) -> str:
 
 
 def _new_state(config: StudyConfig) -> StudyState:
-    uri = default_tracking_uri(config)
+    uri = default_tracking_uri(config.tracking_uri)
     client = client_for(uri)
     experiment = client.get_experiment_by_name(config.name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(
