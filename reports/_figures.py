@@ -11,34 +11,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
+from reports._load import StudyData
+from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, fmt, has, is_nan,
+                           noise_rates, pct_label, pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
+from reports._search import SEARCH_FIGURES
+from reports._tables import grid_means
+from trainers.emphasis import make_emphasis
 
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from reports._load import StudyData  # noqa: E402
-from trainers.emphasis import make_emphasis  # noqa: E402
-
-# Okabe & Ito's colour-blind-safe palette (black first, yellow last: it prints faintly).
-OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
 # The implicit weightings of common losses drawn beside DM's (DESIGN §2): name, parameters, label.
 BASELINES: tuple[tuple[str, dict[str, float], str], ...] = (
     ("cce", {}, "CCE  2(1−p)"),
     ("mae", {}, "MAE  2p(1−p)"),
     ("gce", {"q": 0.7}, "GCE  2p$^{0.7}$(1−p)"),
 )
-DPI = 150
-_STYLE = {
-    "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
-    "legend.fontsize": 9, "figure.dpi": DPI, "axes.prop_cycle": plt.cycler(color=OKABE_ITO),
-    "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "reports", "pdf.fonttype": 42,
-}
-Figure = tuple[Path, str]
 
 
 def make_figures(data: StudyData, out: Path) -> list[Figure]:
@@ -49,11 +39,11 @@ def make_figures(data: StudyData, out: Path) -> list[Figure]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     drawn: list[Figure] = []
-    with plt.rc_context(_STYLE):
-        for rate in _noise_rates(data):
-            drawn += _save(out, f"grid_{rate:g}", _grid_figure(data, rate))
-        for name, draw in _FIGURES:
-            drawn += _save(out, name, draw(data))
+    with plt.rc_context(STYLE):
+        for rate in noise_rates(data):
+            drawn += save(out, f"grid_{rate:g}", _grid_figure(data, rate))
+        for name, draw in (*_FIGURES, *SEARCH_FIGURES):
+            drawn += save(out, name, draw(data))
     return drawn
 
 
@@ -68,54 +58,38 @@ def normalised_curve(name: str, params: dict[str, float], p: np.ndarray) -> np.n
 def curve_settings(data: StudyData) -> list[tuple[str, str, dict[str, float]]]:
     """The weightings `weighting_curves.png` draws: (label, emphasis name, parameters), DM per noise rate first."""
     rates_of: dict[tuple[float, float], list[float]] = {}  # rates that chose the same setting share one curve
-    for rate in _noise_rates(data):
+    for rate in noise_rates(data):
         setting = best_dm_setting(data, rate)
         if setting is not None:
             rates_of.setdefault((setting["lam"], setting["beta"]), []).append(rate)
-    curves = [(f"DM, noise {', '.join(_pct_label(r) for r in rates)} (λ={_fmt(lam)}, β={_fmt(beta)})", "dm",
+    curves = [(f"DM, noise {', '.join(pct_label(r) for r in rates)} (λ={fmt(lam)}, β={fmt(beta)})", "dm",
                {"lam": lam, "beta": beta}) for (lam, beta), rates in rates_of.items()]
     return [*curves, *[(label, name, params) for name, params, label in BASELINES]] if curves else []
 
 
 def best_dm_setting(data: StudyData, rate: float) -> dict[str, float] | None:
     """The noise rate's chosen (λ, β): the rate run's best.lam/best.beta, else the best search trial's, else None."""
-    row = _rate_row(data, rate)
-    if row is not None and _number(row.get("best.lam")) is not None and _number(row.get("best.beta")) is not None:
-        if row.get("best.method") in (None, "dm") or _is_nan(row.get("best.method")):
-            return {"lam": _number(row["best.lam"]), "beta": _number(row["best.beta"])}
-    best = _ranked(_search(data, rate))
+    row = rate_row(data, rate)
+    if row is not None and as_number(row.get("best.lam")) is not None and as_number(row.get("best.beta")) is not None:
+        if row.get("best.method") in (None, "dm") or is_nan(row.get("best.method")):
+            return {"lam": as_number(row["best.lam"]), "beta": as_number(row["best.beta"])}
+    best = ranked_runs(search(data, rate))
     if best.empty:
         return None
-    lam, beta = _number(best.iloc[0].get("lam")), _number(best.iloc[0].get("beta"))
+    lam, beta = as_number(best.iloc[0].get("lam")), as_number(best.iloc[0].get("beta"))
     return None if lam is None or beta is None else {"lam": lam, "beta": beta}
-
-
-def grid_table(data: StudyData, rate: float) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """Mean test_acc and mean val_acc of the rate's search trials per (λ rows, β columns), or None if no grid."""
-    runs = _search(data, rate)
-    if runs.empty or not {"lam", "beta", "test_acc"} <= set(runs.columns):
-        return None
-    runs = runs.assign(lam=pd.to_numeric(runs["lam"], errors="coerce"),
-                       beta=pd.to_numeric(runs["beta"], errors="coerce"))
-    runs = runs.dropna(subset=["lam", "beta", "test_acc"])
-    repeated = runs.groupby("beta")["lam"].nunique().max() if not runs.empty else 0
-    if runs["lam"].nunique() < 2 or runs["beta"].nunique() < 2 or repeated < 2:
-        return None
-    test = runs.pivot_table(index="lam", columns="beta", values="test_acc", aggfunc="mean")
-    val_col = "val_acc" if "val_acc" in runs.columns else "test_acc"
-    val = runs.pivot_table(index="lam", columns="beta", values=val_col, aggfunc="mean").reindex_like(test)
-    return test, val
 
 
 # ---- the figures -------------------------------------------------------------------------------------------------
 
 
-def _grid_figure(data: StudyData, rate: float) -> tuple[plt.Figure, str] | None:
-    table = grid_table(data, rate)
-    if table is None:
+def _grid_figure(data: StudyData, rate: float) -> Drawn:
+    test = grid_means(dm_only(data.trials), rate, "test_acc", data.grid_search)
+    val = grid_means(dm_only(data.trials), rate, "val_acc", data.grid_search)
+    if test is None or val is None or test.notna().to_numpy().sum() < 2:
         return None
-    test, val = table
-    scale = _scale(test.to_numpy())
+    val = val.reindex_like(test)
+    scale = pct_scale(test.to_numpy())
     values = test.to_numpy() * scale
     n_lam, n_beta = values.shape
     fig, ax = plt.subplots(figsize=(max(4.5, 0.62 * n_beta + 2.2), max(2.6, 0.5 * n_lam + 1.5)))
@@ -131,22 +105,22 @@ def _grid_figure(data: StudyData, rate: float) -> tuple[plt.Figure, str] | None:
                         va="center", fontsize=9, color="black" if light else "white")
     best = np.unravel_index(np.nanargmax(np.where(np.isfinite(val.to_numpy()), val.to_numpy(), -np.inf)), val.shape)
     ax.add_patch(plt.Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, edgecolor=OKABE_ITO[5], lw=2.5))
-    ax.set_xticks(range(n_beta), [_fmt(b) for b in test.columns])
-    ax.set_yticks(range(n_lam), [_fmt(lam) for lam in test.index])
+    ax.set_xticks(range(n_beta), [fmt(b) for b in test.columns])
+    ax.set_yticks(range(n_lam), [fmt(lam) for lam in test.index])
     ax.set_xlabel("β (emphasis spread, dimensionless)")
     ax.set_ylabel("λ (emphasis mode exponent)")
-    ax.set_title(f"Noise rate {_pct_label(rate)}: mean test accuracy of search runs\n"
+    ax.set_title(f"Noise rate {pct_label(rate)}: mean test accuracy of search runs\n"
                  f"(outlined: best mean validation accuracy; grey: not run)")
     ax.spines[["top", "right"]].set_visible(True)
     bar = fig.colorbar(image, ax=ax, pad=0.02)
     bar.set_label(f"test accuracy ({'%' if scale == 100 else 'fraction'})")
-    caption = (f"Mean test accuracy of the search-stage runs over the λ × β grid at noise rate {_pct_label(rate)} "
-               f"(grey: not run), with the best cell by mean validation accuracy (λ={_fmt(test.index[best[0]])}, "
-               f"β={_fmt(test.columns[best[1]])}) outlined.")
+    caption = (f"Mean test accuracy of the search-stage runs over the λ × β grid at noise rate {pct_label(rate)} "
+               f"(grey: not run), with the best cell by mean validation accuracy (λ={fmt(test.index[best[0]])}, "
+               f"β={fmt(test.columns[best[1]])}) outlined.")
     return fig, caption
 
 
-def _weighting_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
+def _weighting_figure(data: StudyData) -> Drawn:
     curves = curve_settings(data)
     if not curves:
         return None
@@ -170,14 +144,14 @@ def _weighting_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
     return fig, caption
 
 
-def _dynamics_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
+def _dynamics_figure(data: StudyData) -> Drawn:
     panels = []
-    for rate in _noise_rates(data):
+    for rate in noise_rates(data):
         trial = best_trial(data, rate)
         if trial is None:
             continue
-        history = _history(data, trial["run_id"])
-        series = [(key, label) for key, label in _DYNAMICS if _has(history, key)]
+        history = run_history(data, trial["run_id"])
+        series = [(key, label) for key, label in _DYNAMICS if has(history, key)]
         if series and "epoch" in history.columns:
             panels.append((rate, trial, history, series))
     if not panels:
@@ -190,7 +164,7 @@ def _dynamics_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
         for key, label in series:
             part = history.dropna(subset=[key, "epoch"])
             ax.plot(part["epoch"], part[key] * scale, marker=markers[key], ms=5, color=colours[key], label=label)
-        ax.set_title(f"Noise {_pct_label(rate)}: λ={_fmt(trial.get('lam'))}, β={_fmt(trial.get('beta'))}")
+        ax.set_title(f"Noise {pct_label(rate)}: λ={fmt(trial.get('lam'))}, β={fmt(trial.get('beta'))}")
         _epoch_axis(ax, history["epoch"])
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%)")
@@ -200,11 +174,13 @@ def _dynamics_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
                bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     caption = ("Learning dynamics of each noise rate's best search trial (by validation accuracy): training accuracy "
-               "on the corrupted labels, on the intact labels, and test accuracy per epoch.")
+               "of the mislabelled examples on their wrong labels, on the intact (true) labels, and test accuracy per "
+               "epoch.")
     return fig, caption
 
 
-_DYNAMICS = (("noisy_fit_acc", "training, corrupted labels"), ("intact_acc", "training, intact (true) labels"),
+_DYNAMICS = (("noisy_fit_acc", "mislabelled training examples, fit to the wrong label"),
+             ("intact_acc", "training, intact (true) labels"),
              ("test_acc", "test set"))
 
 
@@ -217,11 +193,11 @@ def _epoch_axis(ax: plt.Axes, epochs: pd.Series) -> None:
     ax.set_xlabel("training epoch")
 
 
-def _mode_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
+def _mode_figure(data: StudyData) -> Drawn:
     points = []
-    for rate in _noise_rates(data):
+    for rate in noise_rates(data):
         setting = best_dm_setting(data, rate)
-        top = _ranked(_search(data, rate)).head(3)
+        top = ranked_runs(search(data, rate)).head(3)
         lams = pd.to_numeric(top["lam"], errors="coerce").dropna() if "lam" in top.columns else pd.Series(dtype=float)
         if setting is None:
             continue
@@ -247,30 +223,30 @@ def _mode_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
     return fig, caption
 
 
-def _p_clean_noisy_figure(data: StudyData) -> tuple[plt.Figure, str] | None:
-    for rate in reversed(_noise_rates(data)):
+def _p_clean_noisy_figure(data: StudyData) -> Drawn:
+    for rate in reversed(noise_rates(data)):
         trial = best_trial(data, rate)
         if trial is None:
             continue
-        history = _history(data, trial["run_id"])
-        if "epoch" in history.columns and (_has(history, "p_clean") or _has(history, "p_noisy")):
+        history = run_history(data, trial["run_id"])
+        if "epoch" in history.columns and (has(history, "p_clean") or has(history, "p_noisy")):
             break
     else:
         return None
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     for key, label, colour, marker, size in (("p_clean", "clean examples", OKABE_ITO[4], "o", 9),
                                              ("p_noisy", "noisy (mislabelled) examples", OKABE_ITO[5], "x", 7)):
-        if _has(history, key):  # a hollow circle and a cross stay apart where the two means coincide
+        if has(history, key):  # a hollow circle and a cross stay apart where the two means coincide
             part = history.dropna(subset=[key, "epoch"])
             ax.plot(part["epoch"], part[key], marker=marker, ms=size, mfc="none", mew=1.8, color=colour, label=label)
     ax.set_ylim(0, 1)
     _epoch_axis(ax, history["epoch"])
     ax.set_ylabel("mean $p_i$ of the given label")
-    ax.set_title(f"Noise {_pct_label(rate)}: λ={_fmt(trial.get('lam'))}, β={_fmt(trial.get('beta'))}")
+    ax.set_title(f"Noise {pct_label(rate)}: λ={fmt(trial.get('lam'))}, β={fmt(trial.get('beta'))}")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, loc="best")
     caption = (f"Mean probability p_i of the given label for clean and for mislabelled training examples over "
-               f"training, for the best search trial at the highest noise rate ({_pct_label(rate)}).")
+               f"training, for the best search trial at the highest noise rate ({pct_label(rate)}).")
     return fig, caption
 
 
@@ -280,113 +256,6 @@ _FIGURES: tuple[tuple[str, Callable[[StudyData], Any]], ...] = (
     ("mode_vs_noise", _mode_figure),
     ("p_clean_noisy", _p_clean_noisy_figure),
 )
-
-
-# ---- helpers -----------------------------------------------------------------------------------------------------
-
-
-def _save(out: Path, name: str, drawn: tuple[plt.Figure, str] | None) -> list[Figure]:
-    if drawn is None:
-        return []
-    fig, caption = drawn
-    png = out / f"{name}.png"
-    try:
-        fig.savefig(png, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-        fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"Software": None, "CreationDate": None})
-    finally:
-        plt.close(fig)
-    return [(png, caption)]
-
-
-def _noise_rates(data: StudyData) -> list[float]:
-    rates: set[float] = set()
-    for frame in (data.trials, data.rates):
-        if isinstance(frame, pd.DataFrame) and "noise_rate" in frame.columns:
-            rates |= {float(r) for r in pd.to_numeric(frame["noise_rate"], errors="coerce").dropna()}
-    return sorted(rates)
-
-
-def _search(data: StudyData, rate: float) -> pd.DataFrame:
-    """The finished search trials at `rate` (DM only where a method column says so)."""
-    trials = data.trials
-    if not isinstance(trials, pd.DataFrame) or trials.empty or not {"stage", "noise_rate"} <= set(trials.columns):
-        return pd.DataFrame()
-    keep = (trials["stage"] == "search") & np.isclose(pd.to_numeric(trials["noise_rate"], errors="coerce"), rate)
-    if "status" in trials.columns:
-        keep &= trials["status"] == "FINISHED"
-    if "method" in trials.columns:
-        keep &= trials["method"].isin(["dm"]) | trials["method"].isna()
-    return trials[keep]
-
-
-def _ranked(runs: pd.DataFrame) -> pd.DataFrame:
-    """`runs` best first by val_acc (ties by run id), those without val_acc dropped."""
-    if runs.empty or "val_acc" not in runs.columns:
-        return pd.DataFrame()
-    runs = runs.dropna(subset=["val_acc"])
-    return runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable").drop(columns="_neg")
-
-
-def best_trial(data: StudyData, rate: float) -> pd.Series | None:
-    """The rate's best search trial by val_acc; of ties, the one with the rate run's chosen (λ, β), else by run id."""
-    ranked = _ranked(_search(data, rate))
-    if ranked.empty:
-        return None
-    tied = ranked[ranked["val_acc"] == ranked["val_acc"].iloc[0]]
-    row = _rate_row(data, rate) or {}
-    lam, beta = _number(row.get("best.lam")), _number(row.get("best.beta"))
-    if lam is not None and beta is not None and {"lam", "beta"} <= set(tied.columns):
-        chosen = tied[np.isclose(pd.to_numeric(tied["lam"], errors="coerce"), lam)
-                      & np.isclose(pd.to_numeric(tied["beta"], errors="coerce"), beta)]
-        if not chosen.empty:
-            return chosen.iloc[0]
-    return ranked.iloc[0]
-
-
-def _rate_row(data: StudyData, rate: float) -> dict[str, Any] | None:
-    rates = data.rates
-    if not isinstance(rates, pd.DataFrame) or rates.empty or "noise_rate" not in rates.columns:
-        return None
-    match = rates[np.isclose(pd.to_numeric(rates["noise_rate"], errors="coerce"), rate)]
-    return None if match.empty else match.iloc[0].to_dict()
-
-
-def _history(data: StudyData, run_id: str) -> pd.DataFrame:
-    try:
-        return data.history(run_id)
-    except Exception:  # a store that lost a run's metrics draws no dynamics; the other figures still come
-        return pd.DataFrame()
-
-
-def _has(frame: pd.DataFrame, key: str) -> bool:
-    return key in frame.columns and frame[key].notna().any()
-
-
-def _scale(values: np.ndarray) -> float:
-    """100 where accuracies are fractions (shown as %), 1 where they already are percentages."""
-    finite = values[np.isfinite(values)]
-    return 100.0 if finite.size and finite.max() <= 1.0 else 1.0
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _fmt(value: Any) -> str:
-    number = _number(value)
-    return "?" if number is None else f"{number:.3g}"  # three significant digits: λ=0.251, β=0.966
-
-
-def _pct_label(rate: float) -> str:
-    return f"{rate * 100:g}%"
 
 
 def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:

@@ -39,6 +39,12 @@ class StudyData:
     rates: pd.DataFrame
     _histories: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
+    @property
+    def grid_search(self) -> bool | None:
+        """Whether the study ran a grid (search.mode grid), or None where its config does not say."""
+        mode = self.config.get("search", {}).get("mode") if isinstance(self.config, dict) else None
+        return None if mode is None else mode == "grid"
+
     def history(self, run_id: str) -> pd.DataFrame:
         """A trial's per-evaluation metrics: one row per logged step, columns step and HISTORY_METRICS (where logged)."""
         if run_id not in self._histories:
@@ -95,9 +101,11 @@ def _row(run: Any) -> dict[str, Any]:
     """One run as a flat row: run_id, status, tags that reports use, every param (a float where it is a number) and
     every metric's last value."""
     tags = run.data.tags
-    row: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status, "stage": tags.get("stage"),
-                           "noise_rate": _number(tags.get("noise_rate")), "collapsed": tags.get("collapsed") == "true",
-                           "early_stopped": tags.get("early_stopped") == "true", "parent": tags.get("mlflow.parentRunId")}
+    row: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status, "start_time": run.info.start_time,
+                           "stage": tags.get("stage"), "noise_rate": _number(tags.get("noise_rate")),
+                           "collapsed": tags.get("collapsed") == "true",
+                           "early_stopped": tags.get("early_stopped") == "true",
+                           "parent": tags.get("mlflow.parentRunId")}
     row |= {k: _number(v) for k, v in run.data.params.items() if k not in row}
     row |= {k: v for k, v in run.data.metrics.items() if k not in row}
     return row

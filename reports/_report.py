@@ -16,10 +16,17 @@ from pathlib import Path
 import pandas as pd
 
 from reports import _tables
+from reports._compare import comparable_studies, comparison_table, published_comparison, setup
 from reports._load import StudyData, load_study
+from reports._search import importance_table
 from reports._write import to_html, to_markdown, write_table
 
 PACKAGES = ("torch", "ray", "optuna", "mlflow")
+FIRST = ("lam", "beta", "psi", "rho")
+FIGURE_TITLES = {"weighting_curves": "Weighting curves w(p)", "dynamics": "Learning dynamics",
+                 "mode_vs_noise": "Emphasis mode against noise rate",
+                 "p_clean_noisy": "p_i of clean and noisy examples", "search_lam_beta": "The sampled λ and β", "search_history": "Optimisation history",
+                 "param_importances": "Parameter importances, drawn"}  # searched parameters shown first, in this order
 
 
 @dataclass
@@ -56,23 +63,50 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
     summary = _tables.summary_table(data)
     sections.append(_table(out, "summary", "Summary", summary, "Per noise rate, the setting the search chose, its "
                            "validation accuracy, the final retrains' test accuracy (mean ± sample std over seeds), the "
-                           "number of search trials and of collapsed runs."))
+                           "number of search trials, and of runs that collapsed or failed."))
+    studies = comparable_studies(data)
+    names = ", ".join(d.name for d in studies)
+    dataset, model, noise = setup(data)
+    sections.append(_table(out, "comparison", "Methods compared", comparison_table(studies),
+                           "The final retrains' test accuracy (%, mean ± sample std over seeds) of every study in "
+                           f"this MLflow store on {dataset} with {model} under {noise} noise ({names}), per noise rate: the "
+                           "form of seed 000's Table 4 and seed 002's Table 1."))
+    sections.append(_table(out, "comparison_published", "Against the papers' published numbers",
+                           published_comparison(studies),
+                           "Our final test accuracy beside each paper's published number for the same method, data "
+                           "set, model, noise kind and rate (the paper's best row of that method), and the difference "
+                           "in percentage points."))
+    sections.append(_table(out, "param_importances", "Parameter importances", importance_table(data),
+                           "The share of the variation in validation accuracy that each searched parameter explains, "
+                           "per noise rate (Optuna's fANOVA evaluator over the search trials, seed 0)."))
+    searched = sorted((str(c).removeprefix("best.") for c in data.rates.columns if str(c).startswith("best.")),
+                      key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name))
     for rate in _tables.noise_rates(trials):
         tag = f"noise-{rate:g}"
-        for metric, words in (("test_acc", "final test accuracy"), ("val_acc", "validation accuracy")):
-            sections.append(_table(out, f"{tag}_grid_{metric}", f"Noise rate {rate:g}: λ × β grid of {metric}",
-                                   _tables.ablation_grid(trials, rate, metric),
-                                   f"The search trials' {words} at noise rate {rate:g} for each λ (rows) and β "
-                                   "(columns), as mean ± sample std over the runs of that cell (n runs)."))
-        sections.append(_table(out, f"{tag}_best_beta", f"Noise rate {rate:g}: best β per λ",
-                               _tables.best_beta_per_lambda(trials, rate),
-                               f"For each λ at noise rate {rate:g}, the β with the best mean validation accuracy, "
-                               "with that setting's mean validation and test accuracy."))
+        grid = data.grid_search
+        if _tables.note(_tables.ablation_grid(trials, rate, "test_acc", grid)) is None:
+            for metric, words in (("test_acc", "final test accuracy"), ("val_acc", "validation accuracy")):
+                sections.append(_table(out, f"{tag}_grid_{metric}", f"Noise rate {rate:g}: λ × β grid of {metric}",
+                                       _tables.ablation_grid(trials, rate, metric, grid),
+                                       f"The search trials' {words} at noise rate {rate:g} for each λ (rows) and β "
+                                       "(columns), as mean ± sample std over the runs of that cell (n runs)."))
+            sections.append(_table(out, f"{tag}_best_beta", f"Noise rate {rate:g}: best β per λ",
+                                   _tables.best_beta_per_lambda(trials, rate, grid),
+                                   f"For each λ at noise rate {rate:g}, the β with the best mean validation accuracy, "
+                                   "with that setting's mean validation and test accuracy (the form of seed 000's "
+                                   "Table 7)."))
+        else:
+            sections.append(_table(out, f"{tag}_search_trials", f"Noise rate {rate:g}: search trials",
+                                   _tables.search_trials_table(trials, rate, searched),
+                                   f"Every search trial at noise rate {rate:g}, best validation accuracy first, with "
+                                   "its setting, test accuracy and how it ended (the search drew its settings "
+                                   "freely, so there is no λ × β grid)."))
         sections.append(_table(out, f"{tag}_emphasis_modes", f"Noise rate {rate:g}: emphasis modes",
-                               _tables.emphasis_mode_table(trials, rate),
-                               f"For each emphasis mode ψ = λ/(λ+1) at noise rate {rate:g}, the best β by validation "
-                               "accuracy and its best and final test accuracy, its accuracy on the corrupted training "
-                               "labels (fit_acc) and on the intact training examples (intact_acc)."))
+                               _tables.emphasis_mode_table(trials, rate, grid),
+                               f"For each emphasis mode ψ = λ/(λ+1) at noise rate {rate:g} (a grid's λ, or a quarter "
+                               "of [0, 1] for a free search), the best setting by validation accuracy and its best "
+                               "and final test accuracy, its accuracy on the corrupted training labels (fit_acc) and "
+                               "on the intact training examples (intact_acc): the form of seed 000's Table 3."))
     return sections
 
 
@@ -95,8 +129,13 @@ def _figure_sections(data: StudyData, out: Path) -> list[_Section]:
         return [_Section("Figures", f"No figures: drawing them failed ({type(error).__name__}: {error}).")]
     if not figures:
         return [_Section("Figures", "No figures: the study holds nothing they could draw.")]
-    return [_Section(Path(png).stem.replace("_", " ").capitalize(), caption, figure=Path(png))
-            for png, caption in figures]
+    return [_Section(_figure_title(Path(png).stem), caption, figure=Path(png)) for png, caption in figures]
+
+
+def _figure_title(stem: str) -> str:
+    if stem.startswith("grid_"):
+        return f"Noise rate {stem.removeprefix('grid_')}: λ × β heatmap"
+    return FIGURE_TITLES.get(stem, stem.replace("_", " ").capitalize())
 
 
 def _provenance(data: StudyData) -> list[tuple[str, str]]:

@@ -35,19 +35,30 @@ def noise_rates(trials: pd.DataFrame) -> list[float]:
     return sorted({float(r) for r in pd.to_numeric(trials["noise_rate"], errors="coerce").dropna()})
 
 
-def fmt_mean_std(values: Iterable[float]) -> str:
-    """"mean ± std (n=k)" to 4 decimals (sample std); one value "0.9123 (n=1)"; none "—"."""
-    finite = [float(v) for v in values if v is not None and not pd.isna(v)]
+def fmt_mean_std(values: Iterable[float], *, percent: bool = False) -> str:
+    """"mean ± std (n=k)" (sample std) to 4 decimals, or with `percent` as % to 2; one value "0.9123 (n=1)"; none
+    "—"."""
+    finite = [float(v) * (100 if percent else 1) for v in values if v is not None and not pd.isna(v)]
+    digits = 2 if percent else 4
     if not finite:
         return MISSING
     if len(finite) == 1:
-        return f"{finite[0]:.4f} (n=1)"
-    return f"{statistics.mean(finite):.4f} ± {statistics.stdev(finite):.4f} (n={len(finite)})"
+        return f"{finite[0]:.{digits}f} (n=1)"
+    return f"{statistics.mean(finite):.{digits}f} ± {statistics.stdev(finite):.{digits}f} (n={len(finite)})"
 
 
-def ablation_grid(trials: pd.DataFrame, noise_rate: float, metric: str) -> pd.DataFrame:
-    """Search runs at `noise_rate` as a λ × β grid of `metric`: rows λ, columns β, cells "mean ± std (n=k)"."""
-    runs, missing = _search_runs(trials, noise_rate, (*GRID_PARAMS, metric))
+def final_runs(trials: pd.DataFrame, noise_rate: float) -> pd.DataFrame:
+    """The final retrains at `noise_rate`."""
+    at = _at(trials, noise_rate)
+    return at[at["stage"] == "final"] if "stage" in at else at.iloc[0:0]
+
+
+def ablation_grid(trials: pd.DataFrame, noise_rate: float, metric: str, grid: bool | None = None) -> pd.DataFrame:
+    """Search runs at `noise_rate` as a λ × β grid of `metric`: rows λ, columns β, cells "mean ± std (n=k)".
+
+    `grid`: whether the search ran a grid (None: judged from the runs, see `is_grid`); the same in the functions below.
+    """
+    runs, missing = _grid_runs(trials, noise_rate, metric, grid)
     if missing:
         return _empty(f"The λ × β grid of {metric} at noise rate {noise_rate:g} is not applicable: {missing}.")
     lams, betas = sorted(runs["lam"].unique()), sorted(runs["beta"].unique())
@@ -57,10 +68,27 @@ def ablation_grid(trials: pd.DataFrame, noise_rate: float, metric: str) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def best_beta_per_lambda(trials: pd.DataFrame, noise_rate: float) -> pd.DataFrame:
+def grid_means(trials: pd.DataFrame, noise_rate: float, metric: str,
+               grid: bool | None = None) -> pd.DataFrame | None:
+    """The mean of `metric` per grid cell at `noise_rate` (index λ, columns β, NaN where not run), or None where the
+    search ran no grid."""
+    runs, missing = _grid_runs(trials, noise_rate, metric, grid)
+    if missing:
+        return None
+    return runs.pivot_table(index="lam", columns="beta", values=metric, aggfunc="mean")
+
+
+def is_grid(runs: pd.DataFrame) -> bool:
+    """Whether the runs' (λ, β) settings form a grid: one setting, or some λ or β shared by several settings (a free
+    search draws a new λ and β for every trial)."""
+    cells = runs[list(GRID_PARAMS)].drop_duplicates()
+    return len(cells) == 1 or cells["lam"].nunique() < len(cells) or cells["beta"].nunique() < len(cells)
+
+
+def best_beta_per_lambda(trials: pd.DataFrame, noise_rate: float, grid: bool | None = None) -> pd.DataFrame:
     """Per λ, the β whose search runs have the best mean val_acc (ties: the smaller β), with its mean val and test
     accuracy and the number of runs averaged."""
-    runs, missing = _search_runs(trials, noise_rate, (*GRID_PARAMS, "val_acc"))
+    runs, missing = _grid_runs(trials, noise_rate, "val_acc", grid)
     if missing:
         return _empty(f"Best β per λ at noise rate {noise_rate:g} is not applicable: {missing}.")
     means = _setting_means(runs, list(GRID_PARAMS), ("val_acc", "test_acc"))
@@ -72,25 +100,48 @@ def best_beta_per_lambda(trials: pd.DataFrame, noise_rate: float) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def emphasis_mode_table(trials: pd.DataFrame, noise_rate: float) -> pd.DataFrame:
-    """Per λ (emphasis mode ψ = λ/(λ+1)), the best β by mean val_acc and its mean best_test_acc, test_acc (final),
-    fit_acc (on the corrupted training labels) and intact_acc."""
+def emphasis_mode_table(trials: pd.DataFrame, noise_rate: float, grid: bool | None = None) -> pd.DataFrame:
+    """Per emphasis mode, the best setting by mean val_acc and its mean best_test_acc, test_acc (final), fit_acc (on
+    the corrupted training labels) and intact_acc. Modes are the grid's λ (ψ = λ/(λ+1)), or for a free search the
+    quarters of ψ ∈ [0, 1]."""
     runs, missing = _search_runs(trials, noise_rate, (*GRID_PARAMS, "val_acc"))
     if missing:
         return _empty(f"The emphasis-mode table at noise rate {noise_rate:g} is not applicable: {missing}.")
     shown = ("val_acc", "best_test_acc", "test_acc", "fit_acc", "intact_acc")
     means = _setting_means(runs, list(GRID_PARAMS), shown)
+    means["psi"] = means["lam"] / (means["lam"] + 1.0)
+    grid = is_grid(runs) if grid is None else grid
+    key = means["lam"] if grid else means["psi"].map(_psi_quarter)
     rows = []
-    for lam, group in means.groupby("lam", sort=True):
+    for mode, group in means.groupby(key, sort=True):
         best = _best_row(group, "beta")
-        rows.append({"lam": lam, "psi": lam / (lam + 1.0) if lam != -1 else math.nan, "beta": best["beta"],
-                     **{name: best[name] for name in shown}, "n": int(best["n"])})
+        rows.append({**({} if grid else {"psi range": mode}), "lam": best["lam"], "psi": best["psi"],
+                     "beta": best["beta"], **{name: best[name] for name in shown}, "n": int(best["n"])})
     return pd.DataFrame(rows)
 
 
+def search_trials_table(trials: pd.DataFrame, noise_rate: float, searched: list[str]) -> pd.DataFrame:
+    """Every search run at `noise_rate`, best val_acc first (ties by run id): rank, the `searched` parameters (ψ
+    beside λ), val_acc, test_acc and how the run ended."""
+    runs, missing = _search_runs(trials, noise_rate, (), failed=True)
+    if missing:
+        return _empty(f"The search trials at noise rate {noise_rate:g} cannot be listed: {missing}.")
+    runs = runs.assign(val_acc=pd.to_numeric(runs["val_acc"], errors="coerce") if "val_acc" in runs else math.nan)
+    runs = runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable")
+    columns = [c for c in searched if c in runs]
+    table = runs[columns].apply(pd.to_numeric, errors="coerce") if columns else pd.DataFrame(index=runs.index)
+    if "lam" in table and "psi" not in table:
+        table.insert(table.columns.get_loc("lam") + 1, "psi", table["lam"] / (table["lam"] + 1.0))
+    table["val_acc"] = runs["val_acc"]
+    table["test_acc"] = pd.to_numeric(runs["test_acc"], errors="coerce") if "test_acc" in runs else math.nan
+    table["ended"] = [_ending(row) for _, row in runs.iterrows()]
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
 def summary_table(data: StudyData) -> pd.DataFrame:
-    """Per noise rate: the best setting, its val_acc, the final retrains' test_acc mean ± std, trials, final runs and
-    collapsed runs."""
+    """Per noise rate: the best setting, its val_acc, the final retrains' test_acc mean ± std, trials, final runs,
+    collapsed runs and failed runs."""
     trials, rates = data.trials, data.rates
     found = sorted(set(noise_rates(trials)) | set(noise_rates(rates)))
     if not found:
@@ -101,7 +152,7 @@ def summary_table(data: StudyData) -> pd.DataFrame:
         rate_row = rate_row.iloc[0] if not rate_row.empty else pd.Series(dtype=object)
         at = _at(trials, rate)
         search = at[at["stage"] == "search"] if "stage" in at else at.iloc[0:0]
-        final = at[at["stage"] == "final"] if "stage" in at else at.iloc[0:0]
+        final = final_runs(trials, rate)
         best = {k.removeprefix("best."): v for k, v in rate_row.items()
                 if str(k).startswith("best.") and not pd.isna(v)}
         best_val = rate_row.get("best_val_acc", math.nan)
@@ -109,14 +160,18 @@ def summary_table(data: StudyData) -> pd.DataFrame:
             best_val = float(search["val_acc"].max())
         finals = final["test_acc"].tolist() if "test_acc" in final else []
         collapsed = int(at["collapsed"].fillna(False).astype(bool).sum()) if "collapsed" in at else 0
-        rows.append({"noise_rate": rate, "best_setting": _setting(best) if best or rate_row.empty else "(defaults)", "best_val_acc": best_val,
+        failed = int((at["status"] == "FAILED").sum()) if "status" in at else 0
+        setting = _setting(best) if best or rate_row.empty else "(defaults)"
+        rows.append({"noise_rate": rate, "best_setting": setting, "best_val_acc": best_val,
                      "final_test_acc": fmt_mean_std(finals), "trials": len(search), "final_runs": len(final),
-                     "collapsed": collapsed})
+                     "collapsed": collapsed, "failed": failed})
     return pd.DataFrame(rows)
 
 
-def _search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
-    """The search runs at `noise_rate` with every `needed` column numeric, or a phrase saying what is missing."""
+def _search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...], *,
+                 failed: bool = False) -> tuple[pd.DataFrame, str]:
+    """The finished (with `failed`: all) search runs at `noise_rate` with every `needed` column numeric, or a phrase
+    saying what is missing."""
     if trials.empty:
         return trials, "the study holds no trial runs"
     absent = [c for c in needed if c not in trials]
@@ -125,6 +180,8 @@ def _search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...
         return trials.iloc[0:0], f"the runs{method} have no {' or '.join(absent)}"
     runs = _at(trials, noise_rate)
     runs = runs[runs["stage"] == "search"] if "stage" in runs else runs.iloc[0:0]
+    if not failed and "status" in runs:
+        runs = runs[runs["status"] == "FINISHED"]
     if runs.empty:
         return runs, f"no search runs at noise rate {noise_rate:g}"
     runs = runs.copy()
@@ -134,6 +191,29 @@ def _search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...
     if runs.empty:
         return runs, f"no search run at noise rate {noise_rate:g} logged all of {', '.join(needed)}"
     return runs, ""
+
+
+def _grid_runs(trials: pd.DataFrame, noise_rate: float, metric: str,
+               grid: bool | None) -> tuple[pd.DataFrame, str]:
+    """`_search_runs` for a λ × β table, with the phrase saying so where the search drew free settings."""
+    runs, missing = _search_runs(trials, noise_rate, (*GRID_PARAMS, metric))
+    if not missing and not (is_grid(runs) if grid is None else grid):
+        missing = (f"the search drew λ and β freely ({len(runs)} settings), so they form no grid; the search-trials "
+                   "table and the λ–β figure show them")
+    return runs, missing
+
+
+def _psi_quarter(psi: float) -> str:
+    low = min(math.floor(psi * 4), 3) / 4
+    return f"[{low:g}, {low + 0.25:g}{']' if low == 0.75 else ')'}"
+
+
+def _ending(run: pd.Series) -> str:
+    if run.get("collapsed") is True:
+        return "collapsed"
+    if run.get("early_stopped") is True:
+        return "stopped early"
+    return str(run.get("status", "")).lower() or MISSING
 
 
 def _setting_means(runs: pd.DataFrame, keys: list[str], metrics: tuple[str, ...]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from reports._cli import add_report_options
 from trainers.errors import ConfigError, DataError
 
 
@@ -27,15 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="an existing Ray cluster, e.g. ray://head:10001 or auto (default: local Ray)")
     run.add_argument("--storage", help="folder or URI for trial checkpoints and the study state (default: ./ray_results)")
     run.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
+    run.add_argument("--download", action="store_true",
+                     help="fetch a missing data set into the data root first (default: never touch the network)")
     resume = sub.add_parser("resume", help="continue an interrupted study")
     resume.add_argument("path", help="the study's folder, <storage>/<name>")
     resume.add_argument("--address", help="an existing Ray cluster (default: local Ray)")
+    resume.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
     listing = sub.add_parser("list", help="list the studies under a storage folder")
     listing.add_argument("--storage", default="ray_results", help="default: ./ray_results")
-    report = sub.add_parser("report", help="write a study's tables, figures and index from MLflow")
-    report.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
-    report.add_argument("--study", help="the study (MLflow experiment) name (default: the most recent study)")
-    report.add_argument("--out", help="the report folder (default: ./report/<study name>)")
+    add_report_options(sub.add_parser("report", help="write a study's tables, figures and index from MLflow"))
     return p
 
 
@@ -56,14 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command == "run":
             config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
+            driver.check_destinations(config, args.storage)
             if args.address is None:
-                driver.check_data(config)
+                driver.check_data(config, download=args.download)
             folder = driver.study_folder(config, args.storage)
             driver.check_same_study(config, folder)
             run = lambda: driver.run_study(config, address=args.address, storage=args.storage)  # noqa: E731
         else:
             folder = Path(args.path).expanduser().resolve()
-            driver.check_resumable(folder)
+            config = driver.check_resumable(folder, allow_missing_gpu=args.address is not None)
+            if args.address is None:
+                driver.check_data(config)
             run = lambda: driver.resume_study(folder, address=args.address)  # noqa: E731
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -77,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
     print(f"browse them: mlflow ui --backend-store-uri {state.tracking_uri}")
     print(f"study folder (checkpoints, state): {folder}")
-    if args.command == "run" and not args.no_report:
+    if not args.no_report:
         _report(state.tracking_uri, folder.name)
     return 0
 

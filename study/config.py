@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import torch
 
 from trainers.config import TrainConfig
-from search_spaces import GRIDS, PARAMETRIZATIONS
+from search_spaces import GRIDS, PARAMETRIZATIONS, paper_grid
 from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
 from trainers.errors import ConfigError
 from trainers.losses import list_losses, loss_params, make_loss
@@ -62,6 +62,9 @@ STUDY_SET = {
 }
 _TRAIN_DEFAULTS = TrainConfig()
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
+# Other spellings of a key that difflib would not match: the did-you-mean of an unknown key.
+_ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "wd": "weight_decay",
+            "bs": "batch_size", "trials": "num_samples", "n_trials": "num_samples", "seeds": "n_seeds"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,9 @@ class SearchConfig:
     """How each noise rate is searched: an Optuna search over `ranges`, or one of the papers' grids."""
 
     mode: Literal["optuna", "grid"] = "optuna"
-    grid: str | None = None  # mode grid: one of GRIDS (required then, refused otherwise)
+    # mode grid: one of GRIDS, or {lam: [...], beta: [...]} (every λ with every β); required then, refused otherwise
+    grid: str | Mapping[str, Sequence[float]] | None = None
+    repeats: int = 1  # mode grid: runs of each cell, with seeds seed … seed + repeats − 1
     parametrization: Literal["lam_beta", "psi_rho"] = "lam_beta"  # psi_rho: DM's (mode, spread); method dm only
     # "default" or a noise rate → {param: (low, high)}; rates are stored as floats
     ranges: Mapping[str | float, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
@@ -99,9 +104,12 @@ class SearchConfig:
     def __post_init__(self) -> None:
         _one_of("mode", self.mode, SEARCH_MODES)
         if self.mode == "grid":
-            _check("grid", self.grid, self.grid in GRIDS, "mode grid needs one of: " + ", ".join(GRIDS))
+            object.__setattr__(self, "grid", _grid(self.grid))
         else:
             _check("grid", self.grid, self.grid is None, "only with mode grid; null with mode optuna")
+        _check("repeats", self.repeats, _is_int(self.repeats) and self.repeats >= 1, "an integer ≥ 1")
+        _check("repeats", self.repeats, self.repeats == 1 or self.mode == "grid",
+               "1 with mode optuna (repeated seeds per cell are for mode grid)")
         _one_of("parametrization", self.parametrization, PARAMETRIZATIONS)
         object.__setattr__(self, "ranges", _ranges(self.ranges))
         for name in ("tune_lr", "tune_weight_decay", "warm_start"):
@@ -111,6 +119,14 @@ class SearchConfig:
             _check(name, value, _is_int(value) and value >= low, f"an integer ≥ {low}")
         _check("asha", self.asha, self.asha is None or isinstance(self.asha, AshaConfig),
                "null, or a mapping of grace_period and reduction_factor")
+
+    def grid_cells(self) -> list[dict[str, float]]:
+        """Mode grid: the (λ, β) cells, λ-major; [] with mode optuna."""
+        if self.grid is None:
+            return []
+        if isinstance(self.grid, str):
+            return paper_grid(self.grid)
+        return [{"lam": lam, "beta": beta} for lam in self.grid["lam"] for beta in self.grid["beta"]]
 
     def ranges_for(self, noise_rate: float) -> dict[str, tuple[float, float]]:
         """The ranges for `noise_rate`: "default" updated by the rate's own entry (rates match within 1e-9)."""
@@ -269,7 +285,8 @@ def _section(cls: type, data: Any, prefix: str, what: str,
         if key in refused:
             raise ConfigError(dotted, value, refused[key])
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
+            alias = _ALIASES.get(key)
+            close = [alias] if alias in allowed else difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
             raise ConfigError(dotted, value, "unknown key; " + hint)
         kwargs[key] = nested[key](value, dotted) if key in nested else value
@@ -304,6 +321,23 @@ def _method_params(method: str, params: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as error:
         raise ConfigError("method_params", dict(params), one_line(str(error))) from None
     return dict(params)
+
+
+def _grid(grid: Any) -> str | dict[str, list[float]]:
+    """A paper grid's name, or {"lam": [...], "beta": [...]} of distinct finite numbers ≥ 0."""
+    allowed = "mode grid needs one of: " + ", ".join(GRIDS) + ", or {lam: [...], beta: [...]}"
+    if isinstance(grid, str):
+        _check("grid", grid, grid in GRIDS, allowed)
+        return grid
+    _check("grid", grid, isinstance(grid, Mapping) and set(grid) == {"lam", "beta"}, allowed)
+    out: dict[str, list[float]] = {}
+    for name in ("lam", "beta"):
+        values = grid[name]
+        ok = (isinstance(values, (list, tuple)) and len(values) > 0 and all(_is_number(v) and v >= 0 for v in values)
+              and len(set(values)) == len(values))
+        _check(f"grid.{name}", values, ok, "a non-empty list of distinct numbers ≥ 0")
+        out[name] = [float(v) for v in values]
+    return out
 
 
 def _noise_rates(rates: Any) -> tuple[float, ...]:

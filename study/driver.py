@@ -14,6 +14,7 @@ from typing import Any, Callable
 import ray
 from optuna.samplers import TPESampler
 from ray import tune
+from ray._private import ray_constants
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
@@ -24,7 +25,7 @@ from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, train_trial
 from trainers import load_dataset
-from trainers.errors import ConfigError
+from trainers.errors import ConfigError, DataError
 
 STATE_FILE = "study.json"
 METRIC = "val_acc"
@@ -87,24 +88,81 @@ def connect(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        # ray.init turns _node_ip_address 127.0.0.1 into this machine's outward IP (services.resolve_ip_for_localhost),
+        # and its servers then listen there, unless multi-node clusters are off (Ray's own switch, read at import):
+        # off while this single-node Ray starts, so its node IP and every server it starts are the loopback.
+        cluster = ray_constants.ENABLE_RAY_CLUSTER
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster
 
 
-def check_data(config: StudyConfig) -> None:
-    """Load the study's data set once on this machine, so a missing or corrupt file stops it before Ray starts."""
-    load_dataset(config.train.dataset, config.train.data_root)
+def check_data(config: StudyConfig, *, download: bool = False) -> None:
+    """Load the study's data set once on this machine, so a missing or corrupt file stops it before Ray starts.
+
+    Nothing is fetched from the network unless `download` (`study run --download`); the trials then find the files.
+    """
+    root = config.train.data_root
+    try:
+        load_dataset(config.train.dataset, root, download=download)
+    except DataError as error:
+        where = "train.data_root" + ("" if root is not None else " (unset: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
+        fetch = "" if download else "; or let `study run --download` fetch them"
+        raise DataError(f"{where}: {error}{fetch}") from None
 
 
-def check_resumable(folder: Path) -> None:
-    """A ConfigError unless `folder` holds a study's state."""
+def check_destinations(config: StudyConfig, storage: str | None = None) -> None:
+    """A ConfigError unless the MLflow store and the storage folder can be written, checked without writing."""
+    uri = default_tracking_uri(config.tracking_uri)
+    key = "tracking_uri" if config.tracking_uri or "MLFLOW_TRACKING_URI" not in os.environ else "$MLFLOW_TRACKING_URI"
+    scheme = uri.partition(":")[0].split("+")[0] if "://" in uri else ""
+    if scheme not in ("", "file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks"):
+        raise ConfigError(key, uri, "an MLflow tracking URI: sqlite:///PATH, http(s)://HOST, postgresql://, mysql://, "
+                          "mssql://, databricks, or a folder")
+    if scheme == "sqlite":
+        parent = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise ConfigError(key, uri, f"sqlite:///PATH in a folder that exists: {parent} does not")
+        _check_writable(key, uri, parent)
+    elif scheme in ("", "file"):
+        _check_writable(key, uri, Path(uri.removeprefix("file://")).expanduser().resolve())
+    folder = storage or config.storage
+    if folder is None or "://" not in folder:  # a URI (s3://, gs://) is Ray Tune's to check
+        _check_writable("--storage" if storage else "storage", folder or "./ray_results", study_folder(config, storage))
+
+
+def _check_writable(key: str, value: str, path: Path) -> None:
+    """A ConfigError unless `path` is a writable folder, or could be made in the nearest folder that exists."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(key, value, f"a folder that can be written: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK) or os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise ConfigError(key, value, f"a folder that can be written: {existing} is not writable")
+
+
+def check_resumable(folder: Path, *, allow_missing_gpu: bool = False) -> StudyConfig:
+    """The config of the study whose state `folder` holds; a ConfigError unless it is a study's own, readable folder."""
     if not (folder / STATE_FILE).is_file():
         raise ConfigError("path", str(folder), f"a study folder holding {STATE_FILE} (see: study list)")
+    try:
+        config = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=allow_missing_gpu)
+    except ConfigError as error:
+        raise ConfigError("path", str(folder), f"its {STATE_FILE} cannot be resumed here: {error}") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise ConfigError("path", str(folder), f"a study folder; its {STATE_FILE} is no study's ({reason})") from None
+    if config.name != folder.name:  # a study writes only under <storage>/<its name>: resume must not leave `folder`
+        raise ConfigError("path", str(folder), f"the folder of study {config.name!r}, named after it: "
+                          f"rename the folder back to {config.name}")
+    return config
 
 
 def check_same_study(config: StudyConfig, folder: Path) -> None:
     """A ConfigError if `folder` holds a study of the same name with other settings (the same settings continue it)."""
     if (folder / STATE_FILE).is_file():
-        saved = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=True)
+        saved = check_resumable(folder, allow_missing_gpu=True)
         if saved.config_hash() != config.config_hash():
             raise ConfigError("name", config.name, f"a study of this name with other settings is in {folder}: "
                               "continue it with `study resume`, or give this one another name")
@@ -193,7 +251,7 @@ def _trainable(config: StudyConfig) -> Any:
 
 def _search_size(config: StudyConfig) -> int:
     s = config.search
-    return len(search_spaces.paper_grid(s.grid)) if s.mode == "grid" else s.num_samples
+    return len(s.grid_cells()) * s.repeats if s.mode == "grid" else s.num_samples
 
 
 def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
@@ -223,7 +281,9 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
                                   grace_period=min(s.asha.grace_period, evaluations),
                                   reduction_factor=s.asha.reduction_factor)
     if s.mode == "grid":
-        param_space["cell"] = tune.grid_search(search_spaces.paper_grid(s.grid))
+        param_space["cell"] = tune.grid_search(s.grid_cells())
+        if s.repeats > 1:
+            param_space["seed"] = tune.grid_search([s.seed + i for i in range(s.repeats)])
         tune_config = tune.TuneConfig(scheduler=scheduler, num_samples=1,
                                       max_concurrent_trials=s.max_concurrent, reuse_actors=True)
     else:
@@ -236,13 +296,11 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
                                       scheduler=scheduler, num_samples=s.num_samples, reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "search"}, echo)
-    shown = ["cell"] if s.mode == "grid" else [*search_spaces.default_ranges(config.method, s.parametrization),
+    shown = ["cell", *(["seed"] if s.repeats > 1 else [])] if s.mode == "grid" else [*search_spaces.default_ranges(config.method, s.parametrization),
                                                *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
     results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown).fit()
     _drop_orphans(state, rs.run_id, "search", results)
-    best = results.get_best_result(metric=METRIC, mode="max", scope="last")
-    rs.best = _setting(best.config)
-    rs.best_val_acc = float(best.metrics[METRIC])
+    rs.best, rs.best_val_acc = _best_setting(results)
     rs.trials = len(results)
     client = client_for(state.tracking_uri)
     client.log_dict(rs.run_id, rs.best, "best_setting.json")
@@ -289,9 +347,25 @@ def _close_study(state: StudyState) -> None:
 
 
 def _setting(trial_config: dict[str, Any]) -> dict[str, Any]:
-    """The searched values of a trial config (a grid cell is unpacked into its parameters)."""
-    setting = {k: v for k, v in trial_config.items() if k not in (TRAIN_KEY, "cell")}
+    """The searched values of a trial config (a grid cell is unpacked into its parameters; a repeat's seed dropped)."""
+    setting = {k: v for k, v in trial_config.items() if k not in (TRAIN_KEY, "cell", "seed")}
     return {**trial_config.get("cell", {}), **setting}
+
+
+def _best_setting(results: tune.ResultGrid) -> tuple[dict[str, Any], float]:
+    """The setting with the best mean last val_acc over its runs (repeated seeds), and that mean; ties: first run."""
+    scores: dict[str, list[float]] = {}
+    settings: dict[str, dict[str, Any]] = {}
+    for result in results:
+        if result.metrics and METRIC in result.metrics:
+            setting = _setting(result.config)
+            key = json.dumps(setting, sort_keys=True, default=str)
+            settings.setdefault(key, setting)
+            scores.setdefault(key, []).append(float(result.metrics[METRIC]))
+    if not scores:
+        raise RuntimeError("no search trial reported val_acc")
+    key = max(scores, key=lambda k: statistics.mean(scores[k]))
+    return settings[key], statistics.mean(scores[key])
 
 
 def _warm_points(config: StudyConfig, rate: float, previous_best: dict[str, Any] | None) -> list[dict[str, Any]]:

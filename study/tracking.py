@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mlflow.entities import Metric, Param, RunTag
@@ -17,6 +19,7 @@ PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
 _NOT_METRICS = {"timestamp", "pid", "done", "training_iteration", "time_this_iter_s", "time_total_s",
                 "time_since_restore", "iterations_since_restore", "step", "chance", "total_steps"}
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")  # "ValueError: ..." in a traceback
 COLLAPSE_MARGIN = 1.5  # a trial whose last val_acc is at most this many times chance has collapsed
 
 
@@ -117,9 +120,20 @@ class MlflowTracker(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         run_id = self.run_id(trial, trial.config)
-        reason = (trial.error_file or "see the trial's error file")[:5000]
-        self.client.log_batch(run_id, tags=[RunTag("error", reason)])
+        reason = error_reason(trial.error_file)
+        self.client.log_batch(run_id, tags=[RunTag("error", reason[:5000])])
         self.client.set_terminated(run_id, "FAILED")
+        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} failed: {reason}")
+
+
+def error_reason(error_file: str | None) -> str:
+    """The exception line of a Tune trial's error file ("FloatingPointError: ..."), else what is known."""
+    try:
+        lines = [line.strip() for line in Path(error_file).read_text(errors="replace").splitlines() if line.strip()]
+    except (OSError, TypeError):
+        return f"unknown (error file {error_file!r} unreadable)"
+    found = [line for line in lines if _EXCEPTION.match(line)]
+    return (found or lines or ["unknown (empty error file)"])[-1]
 
 
 def _fmt(values: Mapping[str, Any]) -> str:

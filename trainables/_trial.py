@@ -53,6 +53,11 @@ def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A trial's saved state (STATE_FILE in `folder`): tensors and plain values only, never code (weights_only)."""
+    return torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
+
+
 def train_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: train, report each evaluation with a checkpoint, resume from the last one."""
     train = train_config(config)
@@ -60,7 +65,7 @@ def train_trial(config: dict[str, Any]) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / STATE_FILE, map_location=trainer.device, weights_only=True)
+            state = load_state(folder, trainer.device)
         trainer.load_state_dict(state)
     constants = {"chance": 1 / trainer.info["num_classes"], "total_steps": trainer.total_steps,
                  "noise_rate_realised": trainer.info["noise_rate_realised"]}

@@ -143,7 +143,8 @@ def _open(name: str, cls: type, root: Path, train: bool, download: bool) -> Any:
     reason = " ".join(f"{type(error).__name__}: {error}".split())
     detail = fault or f"files present but unreadable ({reason})"
     tried = f"; download failed ({reason})" if download and fault else ""
-    raise DataError(f"data set {name!r} under {root}: {detail}{tried} {_HINT}") from error
+    hint = _HINT if download else "(copy the files there, see the README)"
+    raise DataError(f"data set {name!r} under {root}: {detail}{tried} {hint}") from error
 
 
 def _torchvision(name: str, cls: type, root: Path, download: bool, augment: bool, keep: Sequence[str] = ()) -> Dataset:

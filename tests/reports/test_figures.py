@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from reports import StudyData, load_study
-from reports._figures import curve_settings, grid_table, make_figures, normalised_curve
+from reports._figures import curve_settings, make_figures, normalised_curve
+from reports._tables import grid_means
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def figures(data, tmp_path_factory: pytest.TempPathFactory):
 
 def test_every_figure_is_written_with_real_content(figures) -> None:
     names = [png.stem for png, _ in figures]
-    assert names == ["grid_0", "grid_0.4", "weighting_curves", "dynamics", "mode_vs_noise", "p_clean_noisy"]
+    assert names == ["grid_0", "grid_0.4", "weighting_curves", "dynamics", "mode_vs_noise", "p_clean_noisy",
+                     "search_history", "param_importances"]
     for png, caption in figures:
         assert png.suffix == ".png" and png.stat().st_size > 10_000
         assert png.with_suffix(".pdf").stat().st_size > 1_000
@@ -42,7 +44,7 @@ def test_heatmap_outlines_the_cell_of_best_mean_val_acc(data, figures) -> None:
         means = search.groupby(["lam", "beta"])["val_acc"].mean()
         lam, beta = means.idxmax()
         assert f"(λ={lam:g}, β={beta:g}) outlined" in captions[f"grid_{rate:g}"]
-        test, val = grid_table(data, rate)
+        test, val = grid_means(data.trials, rate, "test_acc"), grid_means(data.trials, rate, "val_acc")
         assert val.loc[lam, beta] == pytest.approx(means.max())
         cell = search[(search["lam"] == lam) & (search["beta"] == beta)]
         assert test.loc[lam, beta] == pytest.approx(cell["test_acc"].mean())

@@ -19,6 +19,7 @@ from study.config import (
     study_config_from_dict,
 )
 from trainers import ConfigError
+from search_spaces import paper_grid
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPU_CONFIGS = ("cifar10_resnet56_table3.yaml", "cifar100_resnet44_table7.yaml")
@@ -170,6 +171,12 @@ BAD = [
     ("search: {grid: table3}\n", (), "search.grid", "'table3'"),
     ("search: {mode: grid, grid: table9}\n", (), "search.grid", "'table9'"),
     ("method: cce\nsearch: {mode: grid, grid: table3}\n", (), "search.mode", "'cce'"),
+    ("search: {mode: grid, grid: {lam: [0, 1]}}\n", (), "search.grid", "'lam'"),
+    ("search: {mode: grid, grid: {lam: [0, -1], beta: [2]}}\n", (), "search.grid.lam", "-1"),
+    ("search: {mode: grid, grid: {lam: [0], beta: []}}\n", (), "search.grid.beta", "[]"),
+    ("search: {mode: grid, grid: {lam: [1, 1], beta: [2]}}\n", (), "search.grid.lam", "[1, 1]"),
+    ("search: {mode: grid, grid: table3, repeats: 0}\n", (), "search.repeats", "0"),
+    ("search: {repeats: 3}\n", (), "search.repeats", "3"),
     ("method: gce\nsearch: {parametrization: psi_rho}\n", (), "search.parametrization", "'gce'"),
     ("search: {asha: {reduction_factor: 1}}\n", (), "search.asha.reduction_factor", "1"),
     ("search: {asha: {grace_period: 0}}\n", (), "search.asha.grace_period", "0"),
@@ -249,3 +256,14 @@ def test_method_params_follow_the_method() -> None:
     assert load_study_config(None, ["method=dm", "method_params={}"]).method_params == {}
     assert load_study_config(None, ["method=dm-exp"]).method_params == {"eps": 1e-8}
     assert load_study_config(None, ["method=cce-dn"]).method_params == {}
+
+
+def test_a_grid_of_lists_is_every_lambda_with_every_beta_and_repeats_multiply_the_trials() -> None:
+    config = load_study_config(None, ["search.mode=grid", "search.grid={lam: [0, 0.5], beta: [2, 4, 8]}",
+                                      "search.repeats=2"])
+    cells = config.search.grid_cells()
+    assert cells == [{"lam": lam, "beta": beta} for lam in (0.0, 0.5) for beta in (2.0, 4.0, 8.0)]
+    assert study_config_from_dict(config.to_dict()) == config
+    paper = load_study_config(None, ["search.mode=grid", "search.grid=table3"])
+    assert paper.search.grid_cells() == paper_grid("table3") and paper.search.repeats == 1
+

@@ -44,7 +44,7 @@ def reference(run, config, data) -> dict:
     return last
 
 
-def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path: Path, capsys) -> None:
+def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path: Path, capsys, monkeypatch) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = ["name=resumed", "noise_rates=[0.4]", f"search.num_samples={TRIALS}", "search.max_concurrent=1",
                  "train.epochs=12", "final.n_seeds=0", f"tracking_uri={uri}", f"storage={tmp_path / 'ray'}"]
@@ -65,9 +65,11 @@ def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path: Path, 
     assert 2 <= len(finished_search_runs(uri, "resumed")) < TRIALS
 
     config = load_study_config(None, overrides)
+    monkeypatch.chdir(tmp_path)
     assert main(["resume", str(study_folder(config)), "--address", address]) == 0
     out = capsys.readouterr().out
     assert "noise rate | best setting" in out
+    assert f"report: {tmp_path / 'report' / 'resumed' / 'index.md'}" in out  # the resumed study ends with its report
 
     runs = finished_search_runs(uri, "resumed")
     client = MlflowClient(uri)

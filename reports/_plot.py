@@ -1,0 +1,139 @@
+"""What the report's figures share: the style (Okabe–Ito palette, print sizes), saving PNG and PDF reproducibly, and
+the study's search runs as the figures select them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from reports._load import StudyData  # noqa: E402
+
+# Okabe & Ito's colour-blind-safe palette (black first, yellow last: it prints faintly).
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
+DPI = 150
+STYLE = {
+    "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+    "legend.fontsize": 9, "figure.dpi": DPI, "axes.prop_cycle": plt.cycler(color=OKABE_ITO),
+    "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "reports", "pdf.fonttype": 42,
+}
+Figure = tuple[Path, str]
+Drawn = tuple[plt.Figure, str] | None
+
+
+def save(out: Path, name: str, drawn: Drawn) -> list[Figure]:
+    """Write `drawn` as <name>.png (dpi DPI) and <name>.pdf without time stamps; [(PNG path, caption)], [] for None."""
+    if drawn is None:
+        return []
+    fig, caption = drawn
+    png = out / f"{name}.png"
+    try:
+        fig.savefig(png, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"Software": None, "CreationDate": None})
+    finally:
+        plt.close(fig)
+    return [(png, caption)]
+
+
+def noise_rates(data: StudyData) -> list[float]:
+    rates: set[float] = set()
+    for frame in (data.trials, data.rates):
+        if isinstance(frame, pd.DataFrame) and "noise_rate" in frame.columns:
+            rates |= {float(r) for r in pd.to_numeric(frame["noise_rate"], errors="coerce").dropna()}
+    return sorted(rates)
+
+
+def dm_only(trials: pd.DataFrame) -> pd.DataFrame:
+    """The runs of DM (all of them where no method column says otherwise)."""
+    if "method" not in trials.columns:
+        return trials
+    return trials[trials["method"].isin(["dm"]) | trials["method"].isna()]
+
+
+def search(data: StudyData, rate: float, *, dm: bool = True) -> pd.DataFrame:
+    """The finished search trials at `rate` (with `dm`: of DM only, where a method column says so)."""
+    trials = dm_only(data.trials) if dm else data.trials
+    if not isinstance(trials, pd.DataFrame) or trials.empty or not {"stage", "noise_rate"} <= set(trials.columns):
+        return pd.DataFrame()
+    keep = (trials["stage"] == "search") & np.isclose(pd.to_numeric(trials["noise_rate"], errors="coerce"), rate)
+    if "status" in trials.columns:
+        keep &= trials["status"] == "FINISHED"
+    return trials[keep]
+
+
+def ranked_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` best first by val_acc (ties by run id), those without val_acc dropped."""
+    if runs.empty or "val_acc" not in runs.columns:
+        return pd.DataFrame()
+    runs = runs.dropna(subset=["val_acc"])
+    return runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable").drop(columns="_neg")
+
+
+def best_trial(data: StudyData, rate: float) -> pd.Series | None:
+    """The rate's best search trial by val_acc; of ties, the one with the rate run's chosen (λ, β), else by run id."""
+    ranked = ranked_runs(search(data, rate))
+    if ranked.empty:
+        return None
+    tied = ranked[ranked["val_acc"] == ranked["val_acc"].iloc[0]]
+    row = rate_row(data, rate) or {}
+    lam, beta = as_number(row.get("best.lam")), as_number(row.get("best.beta"))
+    if lam is not None and beta is not None and {"lam", "beta"} <= set(tied.columns):
+        chosen = tied[np.isclose(pd.to_numeric(tied["lam"], errors="coerce"), lam)
+                      & np.isclose(pd.to_numeric(tied["beta"], errors="coerce"), beta)]
+        if not chosen.empty:
+            return chosen.iloc[0]
+    return ranked.iloc[0]
+
+
+def rate_row(data: StudyData, rate: float) -> dict[str, Any] | None:
+    rates = data.rates
+    if not isinstance(rates, pd.DataFrame) or rates.empty or "noise_rate" not in rates.columns:
+        return None
+    match = rates[np.isclose(pd.to_numeric(rates["noise_rate"], errors="coerce"), rate)]
+    return None if match.empty else match.iloc[0].to_dict()
+
+
+def run_history(data: StudyData, run_id: str) -> pd.DataFrame:
+    try:
+        return data.history(run_id)
+    except Exception:  # a store that lost a run's metrics draws no dynamics; the other figures still come
+        return pd.DataFrame()
+
+
+def has(frame: pd.DataFrame, key: str) -> bool:
+    return key in frame.columns and frame[key].notna().any()
+
+
+def pct_scale(values: np.ndarray) -> float:
+    """100 where accuracies are fractions (shown as %), 1 where they already are percentages."""
+    finite = values[np.isfinite(values)]
+    return 100.0 if finite.size and finite.max() <= 1.0 else 1.0
+
+
+def as_number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def fmt(value: Any) -> str:
+    number = as_number(value)
+    return "?" if number is None else f"{number:.3g}"  # three significant digits: λ=0.251, β=0.966
+
+
+def pct_label(rate: float) -> str:
+    return f"{rate * 100:g}%"

@@ -1,0 +1,198 @@
+"""Each noise rate's search as Optuna sees it, replayed from MLflow: its optimisation history, its parameter
+importances (Optuna's fANOVA evaluator, seeded) and, for a free search of DM, the λ–β plane it sampled.
+
+    >>> study = search_study(data, 0.4)                   # doctest: +SKIP
+    >>> optuna.importance.get_param_importances(study)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, TypeVar
+
+import matplotlib.ticker
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import FloatDistribution
+from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+from reports._load import StudyData
+from reports._plot import OKABE_ITO, Drawn, best_trial, fmt, noise_rates, pct_label, plt, search
+from reports._tables import GRID_PARAMS, is_grid
+from trainers.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def search_study(data: StudyData, rate: float) -> optuna.Study | None:
+    """The finished search trials at `rate` as a new in-memory Optuna study (maximising val_acc, trials in the order
+    they started), over the parameters the study searched; None where there are fewer than two or no known space."""
+    runs = search(data, rate, dm=False)
+    if runs.empty or "val_acc" not in runs:
+        return None
+    runs = runs.dropna(subset=["val_acc"]).sort_values(["start_time", "run_id"], kind="stable")
+    distributions = _distributions(data, rate, runs)
+    if len(runs) < 2 or not distributions:
+        return None
+    study = _quiet(lambda: optuna.create_study(direction="maximize", study_name=f"{data.name}-{rate:g}"))
+    study.add_trials([optuna.trial.create_trial(params={n: float(row[n]) for n in distributions},
+                                                distributions=distributions, value=float(row["val_acc"]))
+                      for _, row in runs.iterrows()])
+    return study
+
+
+def importances(study: optuna.Study) -> dict[str, float]:
+    """fANOVA importance (seed 0, summing to 1) of each parameter that varied; {} where none did."""
+    varied = [n for n, d in study.trials[0].distributions.items()
+              if len({t.params[n] for t in study.trials}) > 1]
+    if not varied:
+        return {}
+    found = _quiet(lambda: get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=varied))
+    return {name: float(found[name]) for name in sorted(found)}
+
+
+def importance_table(data: StudyData) -> pd.DataFrame:
+    """Parameter importances per noise rate: one row per parameter, one column per noise rate (empty with a note where
+    no rate's search could be replayed)."""
+    columns = {}
+    for rate in noise_rates(data):
+        study = search_study(data, rate)
+        found = importances(study) if study is not None else {}
+        if found:
+            columns[f"noise {rate:g}"] = found
+    if not columns:
+        table = pd.DataFrame()
+        table.attrs["note"] = ("No parameter importances: no noise rate has two finished search trials over "
+                               "a parameter that varied.")
+        return table
+    table = pd.DataFrame(columns).sort_index()
+    table.index.name = "parameter"
+    return table.reset_index()
+
+
+def history_figure(data: StudyData) -> Drawn:
+    """Validation accuracy of each search trial in the order it started, and the best so far, one panel per rate."""
+    panels = [(rate, study) for rate in noise_rates(data) if (study := search_study(data, rate)) is not None]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 0.6, 3.2), squeeze=False)
+    for ax, (rate, study) in zip(axes[0], panels):
+        values = np.array([t.value for t in study.trials]) * 100
+        number = np.arange(1, len(values) + 1)
+        ax.plot(number, values, "o", color=OKABE_ITO[4], ms=5, label="trial")
+        ax.step(number, np.maximum.accumulate(values), where="post", color=OKABE_ITO[5], lw=1.8, label="best so far")
+        ax.set_title(f"Noise {pct_label(rate)}")
+        ax.set_xlabel("trial (in start order)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy (%)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig, ("Optimisation history of each noise rate's search: every trial's validation accuracy in the order "
+                 "the trials started, with the best so far.")
+
+
+def importance_figure(data: StudyData) -> Drawn:
+    """Horizontal bars of each rate's fANOVA importances."""
+    table = importance_table(data)
+    if table.empty:
+        return None
+    rates = [c for c in table.columns if c != "parameter"]
+    fig, axes = plt.subplots(1, len(rates), figsize=(2.6 * len(rates) + 1.2, 0.45 * len(table) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, column in zip(axes[0], rates):
+        ax.barh(range(len(table)), table[column].fillna(0.0), color=OKABE_ITO[2], edgecolor=OKABE_ITO[4])
+        ax.set_yticks(range(len(table)), [_label(p) for p in table["parameter"]])
+        ax.set_xlim(0, 1)
+        ax.set_title(f"Noise {pct_label(float(column.removeprefix('noise ')))}")
+        ax.set_xlabel("importance (fANOVA)")
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig, ("How much of the variation in validation accuracy each searched parameter explains, per noise rate "
+                 "(Optuna's fANOVA importance evaluator, seed 0; shares summing to 1).")
+
+
+def scatter_figure(data: StudyData) -> Drawn:
+    """The (λ, β) of each trial of a free DM search, coloured by validation accuracy, best ringed; a panel per rate."""
+    panels = []
+    for rate in noise_rates(data):
+        runs = search(data, rate)
+        if runs.empty or not {*GRID_PARAMS, "val_acc"} <= set(runs.columns):
+            continue
+        runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in (*GRID_PARAMS, "val_acc")})
+        runs = runs.dropna(subset=[*GRID_PARAMS, "val_acc"])
+        if len(runs) >= 2 and not (is_grid(runs) if data.grid_search is None else data.grid_search):
+            panels.append((rate, runs.sort_values("run_id", kind="stable")))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
+    for ax, (rate, runs) in zip(axes[0], panels):
+        values = runs["val_acc"].to_numpy() * 100
+        points = ax.scatter(runs["lam"], runs["beta"], c=values, cmap="viridis", s=46, edgecolors="black", lw=0.5)
+        best = best_trial(data, rate)  # ties: the setting the study chose
+        ax.scatter([best["lam"]], [best["beta"]], s=190, facecolors="none", edgecolors=OKABE_ITO[5], lw=2.2)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("λ (emphasis mode exponent)")
+        ax.set_title(f"Noise {pct_label(rate)}: best λ={fmt(best['lam'])}, β={fmt(best['beta'])}")
+        ax.grid(alpha=0.3, which="both")
+        fig.colorbar(points, ax=ax, pad=0.02).set_label("validation accuracy (%)")
+    axes[0][0].set_ylabel("β (emphasis spread, log scale)")
+    fig.tight_layout()
+    return fig, ("The λ and β of every trial of the free search at each noise rate, coloured by validation accuracy, "
+                 "with the best trial ringed.")
+
+
+def _distributions(data: StudyData, rate: float, runs: pd.DataFrame) -> dict[str, FloatDistribution]:
+    """The parameters the study searched at `rate` (a grid: λ and β; else its Optuna space's, log-scaled where that
+    is), each over the range of values the runs hold; {} where a run lacks one or the config cannot be read."""
+    from study.config import study_config_from_dict  # the study's config schema: read, not run
+
+    try:
+        config = study_config_from_dict(data.config, allow_missing_gpu=True)
+    except ConfigError:
+        return {}
+    s = config.search
+    if s.mode == "grid":
+        names: dict[str, bool] = dict.fromkeys(GRID_PARAMS, False)
+    else:
+        from search_spaces import make_space
+
+        trial = _quiet(lambda: optuna.create_study().ask())
+        make_space(config.method, ranges=s.ranges_for(rate), parametrization=s.parametrization, tune_lr=s.tune_lr,
+                   tune_weight_decay=s.tune_weight_decay)(trial)
+        names = {n: bool(getattr(d, "log", False)) for n, d in trial.distributions.items()}
+    out = {}
+    for name, log in names.items():
+        values = pd.to_numeric(runs[name], errors="coerce") if name in runs else pd.Series(dtype=float)
+        if values.isna().any() or values.empty:
+            return {}
+        out[name] = FloatDistribution(float(values.min()), float(values.max()), log=log and values.min() > 0)
+    return out
+
+
+def _label(name: str) -> str:
+    return {"lam": "λ", "beta": "β", "psi": "ψ", "rho": "ρ", "weight_decay": "weight decay"}.get(name, name)
+
+
+def _quiet(make: Callable[[], T]) -> T:
+    """`make()` without Optuna's INFO lines and warnings (they are not the report's)."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return make()
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+SEARCH_FIGURES: tuple[tuple[str, Callable[[StudyData], Drawn]], ...] = (
+    ("search_lam_beta", scatter_figure),
+    ("search_history", history_figure),
+    ("param_importances", importance_figure),
+)
+

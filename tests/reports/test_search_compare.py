@@ -1,0 +1,118 @@
+"""A free Optuna search and a comparison of methods, from a real store of two studies (Ray Tune, Optuna, MLflow):
+the search-trial and ψ-quarter tables, the replayed Optuna study and its importances, the search figures, the
+methods × noise rates table and the published numbers set beside ours."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from reports import load_study
+from reports._compare import comparable_studies, comparison_table, published_comparison
+from reports._figures import make_figures
+from reports._published import PUBLISHED
+from reports._search import importance_table, importances, search_study
+from reports._tables import ablation_grid, emphasis_mode_table, search_trials_table
+
+RATE = 0.2
+
+
+def logged(uri: str, name: str, stage: str) -> list:
+    """The runs of `stage` in study `name`, straight from MLflow, in the order they started."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}'", max_results=1000)
+    return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+
+@pytest.fixture(scope="module")
+def free(free_store):
+    uri, _ = free_store
+    return load_study(uri, "free")
+
+
+def test_a_free_search_has_no_grid_but_lists_its_trials_best_first(free_store, free) -> None:
+    uri, _ = free_store
+    assert "drew λ and β freely" in ablation_grid(free.trials, RATE, "test_acc").attrs["note"]
+    runs = logged(uri, "free", "search")
+    table = search_trials_table(free.trials, RATE, ["lam", "beta"])
+    expected = sorted(((-r.data.metrics["val_acc"], r.info.run_id), float(r.data.params["lam"]),
+                       float(r.data.params["beta"])) for r in runs)
+    assert table["rank"].tolist() == [1, 2, 3, 4]
+    assert table["lam"].tolist() == [lam for _, lam, _ in expected]
+    assert table["beta"].tolist() == [beta for _, _, beta in expected]
+    assert table["val_acc"].tolist() == [-key[0] for key, _, _ in expected]
+    assert table["psi"].tolist() == pytest.approx([lam / (lam + 1) for _, lam, _ in expected])
+
+
+def test_a_free_search_groups_emphasis_modes_by_quarters_of_psi(free_store, free) -> None:
+    uri, _ = free_store
+    best: dict[int, tuple[float, float]] = {}
+    for run in logged(uri, "free", "search"):
+        lam, val = float(run.data.params["lam"]), run.data.metrics["val_acc"]
+        quarter = min(math.floor(lam / (lam + 1) * 4), 3)
+        if quarter not in best or val > best[quarter][1]:
+            best[quarter] = (lam, val)
+    modes = emphasis_mode_table(free.trials, RATE)
+    assert modes["psi range"].tolist() == [f"[{q / 4:g}, {(q + 1) / 4:g}{']' if q == 3 else ')'}" for q in sorted(best)]
+    assert modes["lam"].tolist() == [best[q][0] for q in sorted(best)]
+    assert modes["val_acc"].tolist() == [best[q][1] for q in sorted(best)]
+
+
+def test_the_replayed_optuna_study_holds_the_trials_in_start_order(free_store, free) -> None:
+    uri, _ = free_store
+    study = search_study(free, RATE)
+    runs = logged(uri, "free", "search")
+    assert [t.value for t in study.trials] == [r.data.metrics["val_acc"] for r in runs]
+    assert [t.params["lam"] for t in study.trials] == [float(r.data.params["lam"]) for r in runs]
+    assert set(study.trials[0].distributions) == {"lam", "beta"}
+    found = importances(study)
+    assert set(found) == {"lam", "beta"} and sum(found.values()) == pytest.approx(1.0)
+    assert all(0 <= v <= 1 for v in found.values())
+    table = importance_table(free)
+    assert table.set_index("parameter")[f"noise {RATE:g}"].to_dict() == pytest.approx(found)
+
+
+def test_the_search_figures_are_drawn_for_a_free_search(free, tmp_path: Path) -> None:
+    names = [png.stem for png, _ in make_figures(free, tmp_path)]
+    assert "grid_0.2" not in names
+    assert names[-3:] == ["search_lam_beta", "search_history", "param_importances"]
+
+
+def test_the_comparison_table_holds_each_study_s_final_test_accuracy(free_store, free) -> None:
+    uri, _ = free_store
+    studies = comparable_studies(free)
+    assert [d.name for d in studies] == ["cce1", "free"]
+    table = comparison_table(studies).set_index("study")
+    for name in ("cce1", "free"):
+        values = [100 * r.data.metrics["test_acc"] for r in logged(uri, name, "final")]
+        cell = table.loc[name, f"noise {RATE:g}"]
+        if len(values) == 1:
+            assert cell == f"{values[0]:.2f} (n=1)"
+        else:
+            assert cell == f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)})"
+    assert "publish no numbers for digits with mlp" in published_comparison(studies).attrs["note"]
+
+
+def test_published_numbers_are_matched_by_set_up_and_the_difference_is_ours_minus_theirs(free_store, free) -> None:
+    uri, _ = free_store
+    as_cifar100 = []
+    for data in comparable_studies(free):  # the same runs, said to be of the papers' CIFAR-100 set-up
+        config = {**data.config, "train": {**data.config["train"], "dataset": "cifar100", "model": "resnet44"}}
+        as_cifar100.append(dataclasses.replace(data, config=config))
+    table = published_comparison(as_cifar100)
+    for name, method in (("cce1", "cce"), ("free", "dm")):
+        ours = 100 * statistics.mean(r.data.metrics["test_acc"] for r in logged(uri, name, "final"))
+        rows = table[table["study"] == name]
+        for source in ("seed 000 Table 4", "seed 002 Table 1"):
+            paper = max((p for p in PUBLISHED if (p.source, p.method, p.dataset, p.noise) ==
+                         (source, method, "cifar100", "symmetric") and p.rate == RATE), key=lambda p: p.accuracy)
+            row = rows[rows["source"] == source].iloc[0]
+            assert row["paper's row"] == paper.label
+            assert row["difference (points)"] == pytest.approx(round(ours - paper.accuracy, 2))
+    assert set(table["source"]) == {"seed 000 Table 4", "seed 002 Table 1"}
