@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -20,6 +21,8 @@ class _Range:
     low: float
     high: float
     log: bool = False
+    integer: bool = False  # whole numbers only (Optuna's suggest_int)
+    to_batch: bool = False  # the high end is the batch size where make_space is told it
 
 
 # β up to 12: measured on digits' MLP (lr 0.01, 40% noise), exact DM with λ = 1 is unstable across seeds at β = 12 and
@@ -27,6 +30,10 @@ class _Range:
 _BETA = _Range(0.5, 12.0, log=True)
 _Q = _Range(0.1, 1.0)
 _BOOT = _Range(0.5, 1.0)
+# Gradient similarity (seed 004): k from 2 to the batch size B (k ≥ B − 1 compares with every other example; 128, the
+# paper's batch, where B is not given), on a log scale like the paper's ablation k ∈ {2, 4, …, 128}; a around the
+# paper's 4 (its Fig. 3 ranks best at 8).
+_GRADSIM = {"a": _Range(1.0, 16.0, log=True), "k": _Range(2, 128, log=True, integer=True, to_batch=True)}
 # Searched hyperparameters per method; the others (normalize, eps) keep the trainer's defaults.
 _METHODS: dict[str, dict[str, _Range]] = {
     "dm": {"lam": _Range(0.0, 2.0), "beta": _BETA},
@@ -39,7 +46,8 @@ _METHODS: dict[str, dict[str, _Range]] = {
     "boot-soft": {"beta": _BOOT},
     "boot-hard": {"beta": _BOOT},
     "sce": {"alpha": _Range(0.01, 1.0, log=True), "beta": _Range(0.1, 2.0)},
-    **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn")},
+    "gradsim": _GRADSIM,
+    **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn", "gradsim-random", "gradsim-oracle")},
 }
 # ψ up to ⅔ (λ = 2, the papers' largest); ρ over the papers' best settings' 0.5–5 and beyond.
 _PSI_RHO = {"psi": _Range(0.0, 2 / 3), "rho": _Range(0.5, 8.0, log=True)}
@@ -55,17 +63,21 @@ class _Space:
     ranges: tuple[tuple[str, _Range], ...]
 
     def __call__(self, trial: BaseTrial) -> dict[str, Any] | None:
-        point = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in self.ranges}
+        point = {name: trial.suggest_int(name, r.low, r.high, log=r.log) if r.integer
+                 else trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in self.ranges}
         return from_point(point, self.parametrization) or None
 
 
-def default_ranges(method: str, parametrization: Parametrization = "lam_beta") -> dict[str, tuple[float, float]]:
+def default_ranges(method: str, parametrization: Parametrization = "lam_beta", *,
+                   batch_size: int | None = None) -> dict[str, tuple[float, float]]:
     """The default (low, high) of each hyperparameter that `make_space` searches for `method`.
 
     >>> default_ranges("dm", "psi_rho")
     {'psi': (0.0, 0.6666666666666666), 'rho': (0.5, 8.0)}
+    >>> default_ranges("gradsim", batch_size=64)
+    {'a': (1.0, 16.0), 'k': (2, 64)}
     """
-    return {name: (r.low, r.high) for name, r in _method_ranges(method, parametrization).items()}
+    return {name: (r.low, r.high) for name, r in _method_ranges(method, parametrization, batch_size).items()}
 
 
 def make_space(
@@ -75,17 +87,20 @@ def make_space(
     parametrization: Parametrization = "lam_beta",
     tune_lr: bool = False,
     tune_weight_decay: bool = False,
+    batch_size: int | None = None,
 ) -> Space:
     """A define-by-run space for OptunaSearch that returns the method's hyperparameters by their trainer names.
 
     `ranges` overrides default (low, high) pairs by the space's own names (psi, rho for "psi_rho"; lr and
-    weight_decay when tuned). The space is picklable, as OptunaSearch's checkpoints need.
+    weight_decay when tuned); an integer parameter's (gradsim's k) must be whole numbers. `batch_size` is the
+    trials' batch size, the high end of gradsim's k (None: 128). The space is picklable, as OptunaSearch's
+    checkpoints need.
 
     >>> space = make_space("dm", parametrization="psi_rho")
     >>> space(optuna.trial.FixedTrial({"psi": 0.5, "rho": 4.0}))
     {'lam': 1.0, 'beta': 16.0}
     """
-    searched = _method_ranges(method, parametrization)
+    searched = _method_ranges(method, parametrization, batch_size)
     if tune_lr:
         searched["lr"] = _TRAINING["lr"]
     if tune_weight_decay:
@@ -98,15 +113,18 @@ def make_space(
     return _Space(method, parametrization, tuple(searched.items()))
 
 
-def _method_ranges(method: str, parametrization: str) -> dict[str, _Range]:
+def _method_ranges(method: str, parametrization: str, batch_size: int | None = None) -> dict[str, _Range]:
     if method not in _METHODS:
         raise ConfigError("method", method, "one of: " + ", ".join(sorted(_METHODS)))
     check_parametrization(parametrization)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError("batch_size", batch_size, "an integer ≥ 1")
     if parametrization == "psi_rho":
         if method != "dm":
             raise ConfigError("parametrization", parametrization, f"lam_beta for {method}; psi_rho is for dm only")
         return dict(_PSI_RHO)
-    return dict(_METHODS[method])
+    return {name: dataclasses.replace(r, high=max(r.low, batch_size)) if r.to_batch and batch_size is not None else r
+            for name, r in _METHODS[method].items()}
 
 
 def _override(name: str, value: Any, default: _Range) -> _Range:
@@ -121,7 +139,11 @@ def _override(name: str, value: Any, default: _Range) -> _Range:
         raise ConfigError(field, value, "finite numbers with low ≤ high")
     if default.log and low <= 0:
         raise ConfigError(field, value, "0 < low ≤ high (searched on a log scale)")
-    return _Range(low, high, default.log)
+    if default.integer:
+        if not (low.is_integer() and high.is_integer()):
+            raise ConfigError(field, value, "whole numbers (an integer parameter)")
+        low, high = int(low), int(high)
+    return _Range(low, high, default.log, default.integer)
 
 
 def _check_accepted(method: str, parametrization: Parametrization, searched: dict[str, _Range]) -> None:

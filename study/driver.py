@@ -289,7 +289,8 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     else:
         points = [search_spaces.as_point(p, s.parametrization) for p in _warm_points(config, rate, previous_best)]
         space = search_spaces.make_space(config.method, ranges=s.ranges_for(rate), parametrization=s.parametrization,
-                                         tune_lr=s.tune_lr, tune_weight_decay=s.tune_weight_decay)
+                                         tune_lr=s.tune_lr, tune_weight_decay=s.tune_weight_decay,
+                                         batch_size=config.train.batch_size)
         searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
                                 sampler=TPESampler(seed=s.seed + index))
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),

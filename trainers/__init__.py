@@ -10,7 +10,7 @@ from trainers.config import TrainConfig
 from trainers.datasets import Dataset, default_data_root, list_datasets, load_dataset, register_dataset
 from trainers.emphasis import Emphasis, dm_weight, list_emphases, make_emphasis
 from trainers.errors import ConfigError, DataError
-from trainers.losses import EmphasisLoss, list_losses, loss_params, make_loss, register_loss
+from trainers.losses import EmphasisLoss, GradSimLoss, WeightedCE, list_losses, loss_params, make_loss, register_loss
 from trainers.models import Classifier, create_model, list_models, register_model
 from trainers.noise import NOISE_KINDS, NoisyLabels, corrupt_labels
 from trainers.splits import Split, make_split, stratified_split
@@ -24,11 +24,13 @@ __all__ = [
     "Dataset",
     "Emphasis",
     "EmphasisLoss",
+    "GradSimLoss",
     "Metrics",
     "NoisyLabels",
     "Split",
     "TrainConfig",
     "Trainer",
+    "WeightedCE",
     "corrupt_labels",
     "create_model",
     "default_data_root",

@@ -20,7 +20,8 @@ from trainers.training import Metrics, Trainer
 SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "emphasis_var")
 # Flags that set a method's hyperparameter; the method must have it (see --help for each method's list).
 METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": float, "eta": float,
-                "epsilon": float, "normalize": str, "eps": float}
+                "epsilon": float, "normalize": str, "eps": float, "a": float, "k": int, "within_class": bool,
+                "layers": str, "drop": float}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,8 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder of the data files (default: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
     p.add_argument("--model", default=d.model, help=f"one of: {', '.join(list_models())}")
     p.add_argument("--method", default=d.method, help=f"one of: {', '.join(list_losses())}")
-    for flag, kind in METHOD_FLAGS.items():
-        p.add_argument(f"--{flag}", type=kind, default=None, help=f"the method's {flag}")
+    for name, kind in METHOD_FLAGS.items():
+        flag, what = "--" + name.replace("_", "-"), f"the method's {name}"
+        if kind is bool:
+            p.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=f"{what}: true")
+        else:
+            p.add_argument(flag, dest=name, type=kind, default=None, help=what)
     p.add_argument("--noise", default=f"{d.noise}:{d.noise_rate}", metavar="KIND:RATE",
                    help=f"label noise, KIND one of: {', '.join(NOISE_KINDS)}; RATE in [0, 1) (default symmetric:0)")
     p.add_argument("--split", default=d.split, help="search: train on the noisy 80%%, validate on the clean 20%%; final: train on all")
@@ -54,8 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--schedule", default=d.schedule, help="constant, multistep or cosine")
-    p.add_argument("--schedule-unit", default=d.schedule_unit, help="epoch or iteration: the unit of the next four")
+    p.add_argument("--schedule", default=d.schedule, help="constant, multistep, exponential or cosine")
+    p.add_argument("--schedule-unit", default=d.schedule_unit,
+                   help="epoch or iteration: the unit of the exponential decay and of the next four")
+    p.add_argument("--gamma", type=float, default=d.gamma,
+                   help=f"multistep: lr × gamma at each milestone; exponential: after each unit (default {d.gamma})")
     p.add_argument("--milestones", default="", help="multistep: comma-separated, e.g. 15000,22000")
     p.add_argument("--cosine-period", type=float, default=None, help="cosine: first period (default: the whole run)")
     p.add_argument("--cosine-mult", type=float, default=d.cosine_mult, help="cosine: each restart's period ×")
@@ -87,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         method=args.method, method_params=params, noise=kind, noise_rate=noise_rate, split=args.split,
         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
         weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=epochs, iterations=args.iterations,
-        schedule=args.schedule, schedule_unit=args.schedule_unit, milestones=milestones,
+        schedule=args.schedule, schedule_unit=args.schedule_unit, milestones=milestones, gamma=args.gamma,
         cosine_period=args.cosine_period, cosine_mult=args.cosine_mult, warmup=args.warmup,
         augment=None if args.augment is None else args.augment == "on", device=args.device, bf16=args.bf16,
         seed=args.seed,

@@ -16,7 +16,7 @@ from trainers.noise import NOISE_KINDS
 _CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("search", "final"),
     "optimizer": ("sgd", "adam"),
-    "schedule": ("constant", "multistep", "cosine"),
+    "schedule": ("constant", "multistep", "exponential", "cosine"),
     "schedule_unit": ("epoch", "iteration"),
     "device": ("auto", "cpu", "cuda"),
     "noise": NOISE_KINDS,
@@ -49,10 +49,10 @@ class TrainConfig:
     epochs: int | None = 20                # length: epochs, or iterations (then set epochs to None)
     iterations: int | None = None
     # learning-rate schedule, in `schedule_unit`s
-    schedule: Literal["constant", "multistep", "cosine"] = "constant"
+    schedule: Literal["constant", "multistep", "exponential", "cosine"] = "constant"
     schedule_unit: Literal["epoch", "iteration"] = "epoch"
     milestones: tuple[float, ...] = ()     # multistep: multiply by `gamma` at each
-    gamma: float = 0.1
+    gamma: float = 0.1                     # exponential: multiply by it after each schedule_unit
     cosine_period: float | None = None     # cosine: first period (None: the whole run)
     cosine_mult: float = 1.0               # each period this much longer (warm restarts)
     cosine_decay: float = 1.0              # each restart's peak this much lower

@@ -1,10 +1,10 @@
-"""Losses chosen by name: derivative manipulation, its derivative-normalised kin, and the papers' baselines."""
+"""Losses chosen by name: derivative manipulation, its derivative-normalised kin, gradient similarity, the baselines."""
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Callable, Literal, get_args
+from typing import Any, Callable, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -12,15 +12,29 @@ from torch import Tensor, nn
 
 from trainers.emphasis import Emphasis, at_least_float32, make_emphasis
 from trainers.errors import ConfigError
+from trainers.gradsim import (
+    check_a_k,
+    last_layer_cosines,
+    oracle_weights,
+    per_example_cosines,
+    random_uniform_weights,
+    ranking_only_weights,
+    weights_from_cosines,
+)
 from trainers.registry import Registry
 
 Normalize = Literal["sum", "mean", "none"]
+Layers = Literal["last", "all"]
 LossBuilder = Callable[..., nn.Module]
 LOSSES: Registry[LossBuilder] = Registry("method")
 
 
 def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
-    """Register a loss builder (keyword-only hyperparameters with defaults) under `name`."""
+    """Register a loss builder (keyword-only hyperparameters with defaults) under `name`.
+
+    The module it builds maps (logits, targets) to a scalar; one with `needs` also gets what those name, as keyword
+    arguments (see WeightedCE).
+    """
     return LOSSES.register(name)
 
 
@@ -35,7 +49,7 @@ def loss_params(name: str) -> dict[str, object]:
 
 
 def make_loss(name: str, **hyperparameters: object) -> nn.Module:
-    """A module mapping (logits, targets) to a scalar, e.g. `make_loss("dm", lam=1.0, beta=8.0)`."""
+    """A module mapping (logits, targets, and any `needs`) to a scalar, e.g. `make_loss("dm", lam=1.0, beta=8.0)`."""
     allowed = loss_params(name)
     for key, value in hyperparameters.items():
         if key not in allowed:
@@ -131,6 +145,92 @@ class _SymmetricCE(nn.Module):
             return self.alpha * F.cross_entropy(z, targets) + self.beta * rce.mean()
 
 
+class WeightedCE(nn.Module):
+    """Σ_i w_i·CE_i with per-example weights w held constant: w = `weights(scores(...))`, in float32 at least.
+
+    `needs` names what the trainer passes to `forward` besides (logits, targets), as keyword arguments: "features"
+    (the final linear layer's input as this step used it, after dropout), "inputs" and "model" (the batch and the
+    network), "noisy" (the batch's noise mask; for analysis only). `last_scores` keeps the last batch's scores, by
+    which the trainer ranks its examples (the noisy_top10 and noisy_bottom10 metrics).
+    """
+
+    needs: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_scores: Tensor | None = None
+
+    def scores(self, logits: Tensor, targets: Tensor, **extras: Any) -> Tensor:
+        """Per-example scores (B,), higher for the examples to trust more."""
+        raise NotImplementedError
+
+    def weights(self, scores: Tensor) -> Tensor:
+        """The weights (B,) from the scores: the scores themselves unless a method says otherwise."""
+        return scores
+
+    def forward(self, logits: Tensor, targets: Tensor, **extras: Any) -> Tensor:
+        with torch.autocast(logits.device.type, enabled=False):
+            z = at_least_float32(logits)
+            with torch.no_grad():
+                self.last_scores = self.scores(z, targets, **extras)
+                w = self.weights(self.last_scores).to(z.dtype)
+            return (w * F.cross_entropy(z, targets, reduction="none")).sum()
+
+
+class GradSimLoss(WeightedCE):
+    """Seed 004: scores from the cosines between the examples' gradients (trainers.gradsim), summing to 1.
+
+    `layers` "last": the final linear layer's gradients, from two B×B products; "all": every parameter's, one
+    per-example gradient each, in eval mode (slow: for measuring the difference). `within_class`: compare only
+    examples of the same given label. `drop` > 0: ranking only, weight 0 on the ⌊drop·B⌋ lowest-scored examples and
+    uniform weight on the rest.
+    """
+
+    def __init__(self, a: float, k: int, *, within_class: bool, layers: Layers, drop: float) -> None:
+        super().__init__()
+        check_a_k(a, k)
+        if not isinstance(within_class, bool):
+            raise ConfigError("within_class", within_class, "true or false")
+        if layers not in get_args(Layers):
+            raise ConfigError("layers", layers, "one of: " + ", ".join(get_args(Layers)))
+        if not 0 <= drop < 1:
+            raise ConfigError("drop", drop, "a number in [0, 1): the share of each batch given weight 0")
+        self.a, self.k, self.within_class, self.layers, self.drop = a, k, within_class, layers, drop
+        self.needs = ("features",) if layers == "last" else ("inputs", "model")
+
+    def scores(self, logits: Tensor, targets: Tensor, *, features: Tensor | None = None, inputs: Tensor | None = None,
+               model: nn.Module | None = None) -> Tensor:
+        if self.layers == "last":
+            cos = last_layer_cosines(features, logits, targets)
+        else:
+            training = model.training
+            model.eval()
+            try:
+                cos = per_example_cosines(model, inputs, targets)
+            finally:
+                model.train(training)
+        return weights_from_cosines(cos, self.a, self.k, groups=targets if self.within_class else None)
+
+    def weights(self, scores: Tensor) -> Tensor:
+        return ranking_only_weights(scores, self.drop) if self.drop > 0 else scores
+
+
+class _RandomWeights(WeightedCE):
+    """Seed 004's random baseline: weights drawn from U[0, 2/B) per batch, from the global generator (resumable)."""
+
+    def scores(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return random_uniform_weights(len(targets), device=logits.device)
+
+
+class _OracleWeights(WeightedCE):
+    """Reads the noise mask, so for analysis only: weight 0 on the corrupted examples, uniform on the rest."""
+
+    needs = ("noisy",)
+
+    def scores(self, logits: Tensor, targets: Tensor, *, noisy: Tensor) -> Tensor:
+        return oracle_weights(noisy)
+
+
 def _q(q: float) -> float:
     if not 0 < q <= 1:
         raise ConfigError("q", q, "a number in (0, 1]")
@@ -214,3 +314,20 @@ def _boot_hard(*, beta: float = 0.8) -> nn.Module:
 @register_loss("sce")
 def _sce(*, alpha: float = 0.1, beta: float = 1.0) -> nn.Module:
     return _SymmetricCE(alpha, beta)
+
+
+@register_loss("gradsim")
+def _gradsim(*, a: float = 4.0, k: int = 4, within_class: bool = False, layers: Layers = "last",
+             drop: float = 0.0) -> nn.Module:
+    return GradSimLoss(a, k, within_class=within_class, layers=layers, drop=drop)  # a, k: seed 004 Table 1
+
+
+@register_loss("gradsim-random")
+def _gradsim_random() -> nn.Module:
+    return _RandomWeights()
+
+
+@register_loss("gradsim-oracle")
+def _gradsim_oracle() -> nn.Module:
+    """Reads the noise mask: an upper bound for analysis, not a method."""
+    return _OracleWeights()

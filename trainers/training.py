@@ -13,13 +13,15 @@ from trainers.augment import crop_flip
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
 from trainers.errors import ConfigError
-from trainers.losses import make_loss
+from trainers.gradsim import noisy_among_extremes
+from trainers.losses import WeightedCE, make_loss
 from trainers.models import create_model
 from trainers.schedules import Schedule
 from trainers.splits import derive_seeds, make_split
 
 Metrics = dict[str, float]
 EVAL_BATCH = 1024
+EXTREMES = 10  # noisy_top10 and noisy_bottom10: noisy examples among this many highest- and lowest-ranked per batch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,6 +59,8 @@ class Trainer:
         model = create_model(config.model, in_shape=data.in_shape, num_classes=data.num_classes, dropout=config.dropout)
         self.model = model.to(dev, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.loss_fn = make_loss(config.method, **config.method_params)
+        self._needs: tuple[str, ...] = tuple(getattr(self.loss_fn, "needs", ()))  # see trainers.losses.WeightedCE
+        self._ranks = isinstance(self.loss_fn, WeightedCE)
         params, lr, wd = self.model.parameters(), config.lr, config.weight_decay
         self.optimizer = (
             torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd)
@@ -71,7 +75,8 @@ class Trainer:
         self._aug = torch.Generator(dev).manual_seed(seeds.order ^ 0x5EED)
         self.step, self.history = 0, []
         self._perm, self._pos = torch.empty(0, dtype=torch.long), 0
-        self._sums = torch.zeros(5, device=dev)  # loss, weight variance, noisy weight, total weight, batches
+        # loss, weight variance, noisy weight, total weight, batches; for a WeightedCE, the noisy at either end too
+        self._sums = torch.zeros(7 if self._ranks else 5, device=dev)
         self._clock = time.perf_counter()
         self.info = {"noise_rate_realised": split.noise_rate, "train_size": n,
                      "val_size": 0 if self.val is None else len(self.val[1]), "test_size": len(self.test[1]),
@@ -103,19 +108,28 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * self.schedule(self.step)
         self.model.train()
+        features = None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            logits = self.model(x)
+            if "features" in self._needs:  # the same forward as the model's own, keeping the final layer's input
+                features = self.model.dropout(self.model.features(x))
+                logits = self.model.head(features)
+            else:
+                logits = self.model(x)
         logits.retain_grad()
-        loss = self.loss_fn(logits, y)
+        noisy = self.is_noisy[idx]
+        extras = {"features": features, "inputs": x, "model": self.model, "noisy": noisy}
+        loss = self.loss_fn(logits, y, **{name: extras[name] for name in self._needs})
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         with torch.no_grad():  # each example's weight: the L1 norm of its logit gradient, scaled to mean 1
             w = logits.grad.float().abs().sum(1)
             w = w / w.mean().clamp_min(torch.finfo(w.dtype).tiny)
-            noisy = self.is_noisy[idx]
-            self._sums += torch.stack([loss.detach().float(), w.var(unbiased=False), w[noisy].sum(),
-                                       w.sum(), torch.ones((), device=w.device)])
+            sums = [torch.stack([loss.detach().float(), w.var(unbiased=False), w[noisy].sum(), w.sum(),
+                                 torch.ones((), device=w.device)])]
+            if self._ranks:
+                sums.append(noisy_among_extremes(self.loss_fn.last_scores, noisy, EXTREMES).float())
+            self._sums += torch.cat(sums)
         self.step += 1
 
     @torch.no_grad()
@@ -131,7 +145,8 @@ class Trainer:
         return torch.cat(out)
 
     def _evaluate(self) -> Metrics:
-        loss, var, noisy_w, total_w, batches = self._sums.tolist()
+        sums = self._sums.tolist()
+        loss, var, noisy_w, total_w, batches = sums[:5]
         self._sums.zero_()
         if not math.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss} before step {self.step}")
@@ -146,6 +161,7 @@ class Trainer:
             "train_loss": loss / batches,
             "emphasis_var": var / batches,
             "noisy_weight_share": noisy_w / total_w,
+            **({"noisy_top10": sums[5] / batches, "noisy_bottom10": sums[6] / batches} if self._ranks else {}),
             "fit_acc": _mean(pred == self.train_y),
             "intact_acc": _mean(pred == self.true_y),
             "noisy_fit_acc": _mean((pred == self.train_y)[noisy]),

@@ -14,7 +14,7 @@ from trainers import ConfigError, list_losses, make_loss
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 BETA = (0.5, 12.0, True)
-# The specification: method → searched name → (low, high, log scale).
+# The specification: method → searched name → (low, high, log scale); integer ranges have int ends.
 SPEC = {
     "dm": {"lam": (0.0, 2.0, False), "beta": BETA},
     "dm-normal": {"psi": (0.0, 1.0, False), "beta": BETA},
@@ -26,7 +26,8 @@ SPEC = {
     "boot-soft": {"beta": (0.5, 1.0, False)},
     "boot-hard": {"beta": (0.5, 1.0, False)},
     "sce": {"alpha": (0.01, 1.0, True), "beta": (0.1, 2.0, False)},
-    **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn")},
+    "gradsim": {"a": (1.0, 16.0, True), "k": (2, 128, True)},
+    **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn", "gradsim-random", "gradsim-oracle")},
 }
 PSI_RHO = {"psi": (0.0, 2 / 3, False), "rho": (0.5, 8.0, True)}
 TRAINING = {"lr": (1e-3, 0.1, True), "weight_decay": (1e-5, 1e-3, True)}
@@ -35,7 +36,8 @@ SPACES = [(m, "lam_beta", SPEC[m]) for m in sorted(SPEC)] + [("dm", "psi_rho", P
 
 
 def midpoint(ranges: dict) -> dict:
-    return {name: (low + high) / 2 for name, (low, high, _) in ranges.items()}
+    return {name: (low + high) // 2 if isinstance(low, int) else (low + high) / 2
+            for name, (low, high, _) in ranges.items()}
 
 
 def test_every_method_has_a_space() -> None:
@@ -89,6 +91,7 @@ def test_random_draws_stay_in_range_on_their_scale(method: str, parametrization:
     for name, (low, high, log) in {**ranges, **TRAINING}.items():
         values = [params[name] for params in samples]
         assert low <= min(values) and max(values) <= high
+        assert all(isinstance(v, int) for v in values) == isinstance(low, int)
         median, middle = statistics.median(values), (low + high) / 2
         if log:  # near the geometric midpoint, far below the arithmetic one
             assert median < middle and abs(math.log(median / math.sqrt(low * high))) < 0.25 * math.log(high / low)
@@ -110,6 +113,20 @@ def test_ranges_override_the_defaults() -> None:
     make_space("sce", ranges={"alpha": (0.1, 0.1)}, tune_lr=True)(trial)
     assert trial.distributions["alpha"] == optuna.distributions.FloatDistribution(0.1, 0.1, log=True)
     assert trial.params["alpha"] == 0.1
+
+
+def test_gradsim_k_is_an_integer_up_to_the_batch_size() -> None:
+    assert default_ranges("gradsim", batch_size=32) == {"a": (1.0, 16.0), "k": (2, 32)}
+    assert default_ranges("dm", batch_size=32) == default_ranges("dm")  # only k follows the batch
+    trial = optuna.create_study().ask()
+    returned = make_space("gradsim", batch_size=32)(trial)
+    assert trial.distributions["k"] == optuna.distributions.IntDistribution(2, 32, log=True)
+    assert isinstance(returned["k"], int) and 2 <= returned["k"] <= 32
+    make_loss("gradsim", **returned)
+    trial = optuna.create_study().ask()
+    make_space("gradsim", ranges={"k": [4.0, 16.0]}, batch_size=32)(trial)  # whole floats, as YAML ranges give them
+    assert trial.distributions["k"] == optuna.distributions.IntDistribution(4, 16, log=True)
+    assert default_ranges("gradsim", batch_size=1)["k"] == (2, 2)
 
 
 @pytest.mark.parametrize(("dataset", "rate"), [("cifar10", r) for r in (0, 0.2, 0.4, 0.6, 0.8)]
@@ -148,6 +165,11 @@ def test_space_survives_pickling() -> None:
         ({"method": "gce", "ranges": {"q": (0, 1)}}, "ranges.q"),  # and q = 0
         ({"method": "dm", "parametrization": "psi_rho", "ranges": {"psi": (0, 1)}}, "ranges.psi"),
         ({"method": "dm", "tune_lr": True, "ranges": {"lr": (0.1, 0.01)}}, "ranges.lr"),
+        ({"method": "gradsim", "ranges": {"k": (2, 7.5)}}, "ranges.k"),  # whole numbers
+        ({"method": "gradsim", "ranges": {"k": (0, 8)}}, "ranges.k"),  # log scale
+        ({"method": "gradsim", "ranges": {"a": (-1, 4)}}, "ranges.a"),
+        ({"method": "gradsim", "batch_size": 0}, "batch_size"),
+        ({"method": "gradsim", "batch_size": 64.0}, "batch_size"),
     ],
 )
 def test_bad_settings_are_config_errors(kwargs: dict, field: str) -> None:

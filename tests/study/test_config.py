@@ -22,7 +22,7 @@ from trainers import ConfigError
 from search_spaces import paper_grid
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-GPU_CONFIGS = ("cifar10_resnet56_table3.yaml", "cifar100_resnet44_table7.yaml")
+GPU_CONFIGS = ("cifar10_resnet56_table3.yaml", "cifar100_resnet44_table7.yaml", "cifar10_lenet_gradsim.yaml")
 
 
 def write(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:

@@ -194,13 +194,15 @@ from ray._private import ray_constants
 from study.driver import connect
 import ray
 
+def parent_of(stat):
+    """(pid, parent pid) from /proc/<pid>/stat, or None for a process that ended while being read."""
+    try:
+        return int(stat.split("/")[2]), int(open(stat).read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
 def tree(root):
-    parents = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            parents[int(stat.split("/")[2])] = int(open(stat).read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
+    parents = dict(filter(None, map(parent_of, glob.glob("/proc/[0-9]*/stat"))))
     found, todo = {root}, [root]
     while todo:
         pid = todo.pop()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from trainers import list_datasets, list_losses
-from trainers.__main__ import main
+from trainers.__main__ import _parser, config_from_args, main
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = ["--dataset", "digits", "--method", "dm", "--lam", "1", "--beta", "8", "--noise", "symmetric:0.4",
@@ -41,6 +41,15 @@ def test_json_rows_parse_and_match_the_python_api(capsys: pytest.CaptureFixture)
     config = trainers.TrainConfig(method="dm", method_params={"lam": 1.0, "beta": 8.0}, noise_rate=0.4, epochs=2)
     expected = [{k: v for k, v in m.items() if k != "time"} for m in trainers.Trainer(config)]
     assert [{k: v for k, v in r.items() if k != "time"} for r in rows] == expected
+
+
+def test_gradsim_flags_and_the_exponential_schedule_reach_the_config() -> None:
+    args = _parser().parse_args(["--method", "gradsim", "--a", "8", "--k", "16", "--within-class", "--drop", "0.2",
+                                 "--layers", "all", "--schedule", "exponential", "--gamma", "0.85"])
+    config = config_from_args(args)
+    assert config.method_params == {"a": 8.0, "k": 16, "within_class": True, "layers": "all", "drop": 0.2}
+    assert (config.schedule, config.gamma) == ("exponential", 0.85)
+    assert config_from_args(_parser().parse_args(["--method", "gradsim"])).method_params == {}
 
 
 def test_help_lists_every_method_and_dataset() -> None:
@@ -74,7 +83,7 @@ BAD = [
     ("lr-infinite", ["--lr", "inf"], ("lr", "inf")),
     ("beta-nan", ["--method", "dm", "--beta", "nan"], ("beta", "nan")),
     ("milestones-not-numbers", ["--milestones", "5,x"], ("--milestones", "5,x")),
-    ("unknown-flag", ["--gamma", "0.1"], ("--gamma",)),
+    ("unknown-flag", ["--temperature", "0.1"], ("--temperature",)),
     ("asym-noise-wrong-dataset", ["--noise", "asym-cifar10:0.2"], ("noise", "asym-cifar10")),
     ("nesterov-without-momentum", ["--nesterov", "--momentum", "0"], ("nesterov", "momentum")),
     ("eps-negative", ["--method", "dm", "--eps", "-1"], ("eps", "-1")),

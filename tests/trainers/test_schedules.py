@@ -1,4 +1,5 @@
-"""Tests for trainers.schedules.Schedule: multistep, cosine (with warm restarts) and warm-up, against closed forms."""
+"""Tests for trainers.schedules.Schedule: multistep, exponential, cosine (with warm restarts) and warm-up, against
+closed forms."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import pytest
 
-from trainers import TrainConfig
+from trainers import TrainConfig, Trainer, load_dataset
 from trainers.schedules import Schedule
 
 
@@ -53,6 +54,26 @@ def test_multistep_with_fractional_epoch_milestone() -> None:
     schedule = Schedule.from_config(config, steps_per_epoch=10, total_steps=30)
     assert schedule(14) == 1.0
     assert schedule(15) == pytest.approx(0.1)
+
+
+def test_exponential_by_epochs_multiplies_by_gamma_after_each_epoch() -> None:
+    """Seed 004's recipe: Adam lr 1e-3 × 0.85 every epoch, held constant within an epoch."""
+    config = TrainConfig(schedule="exponential", gamma=0.85, epochs=4)
+    schedule = Schedule.from_config(config, steps_per_epoch=5, total_steps=20)
+    assert [schedule(s) for s in range(20)] == pytest.approx([0.85**(s // 5) for s in range(20)], rel=1e-12)
+
+
+def test_exponential_by_iterations_with_warmup() -> None:
+    config = TrainConfig(schedule="exponential", schedule_unit="iteration", gamma=0.5, warmup=2, epochs=None,
+                         iterations=6)
+    schedule = Schedule.from_config(config, steps_per_epoch=3, total_steps=6)
+    assert [schedule(s) for s in range(6)] == pytest.approx([0.5, 0.5, 0.25, 0.125, 0.0625, 0.03125], rel=1e-12)
+
+
+def test_exponential_reaches_the_trainer() -> None:
+    trainer = Trainer(TrainConfig(schedule="exponential", gamma=0.5, optimizer="adam", lr=1e-3, epochs=3),
+                      load_dataset("digits"))
+    assert [m["lr"] for m in trainer] == pytest.approx([1e-3, 5e-4, 2.5e-4], rel=1e-12)
 
 
 @pytest.mark.parametrize("total", [100, 1_000, 7])
