@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import mlflow
 import pandas as pd
@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from trainers.errors import ConfigError
 
+T = TypeVar("T")
 # Per-epoch metrics a report may plot, as the trainers log them.
 HISTORY_METRICS = ("fit_acc", "intact_acc", "noisy_fit_acc", "test_acc", "val_acc", "p_clean", "p_noisy", "epoch")
 
@@ -38,6 +39,13 @@ class StudyData:
     trials: pd.DataFrame
     rates: pd.DataFrame
     _histories: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False, init=False)  # not carried by replace()
+
+    def derived(self, key: str, make: Callable[[], T]) -> T:
+        """`make()`, computed once per StudyData: what several tables and figures share (e.g. a replayed search)."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
 
     @property
     def grid_search(self) -> bool | None:

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from reports._load import StudyData  # noqa: E402
+from reports._tables import search_runs  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette (black first, yellow last: it prints faintly).
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
@@ -58,15 +59,9 @@ def dm_only(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["method"].isin(["dm"]) | trials["method"].isna()]
 
 
-def search(data: StudyData, rate: float, *, dm: bool = True) -> pd.DataFrame:
-    """The finished search trials at `rate` (with `dm`: of DM only, where a method column says so)."""
-    trials = dm_only(data.trials) if dm else data.trials
-    if not isinstance(trials, pd.DataFrame) or trials.empty or not {"stage", "noise_rate"} <= set(trials.columns):
-        return pd.DataFrame()
-    keep = (trials["stage"] == "search") & np.isclose(pd.to_numeric(trials["noise_rate"], errors="coerce"), rate)
-    if "status" in trials.columns:
-        keep &= trials["status"] == "FINISHED"
-    return trials[keep]
+def search(data: StudyData, rate: float) -> pd.DataFrame:
+    """The finished search trials of DM at `rate` (all of them where no method column says otherwise)."""
+    return search_runs(dm_only(data.trials), rate, ())[0]
 
 
 def ranked_runs(runs: pd.DataFrame) -> pd.DataFrame:

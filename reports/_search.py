@@ -18,8 +18,8 @@ from optuna.distributions import FloatDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from reports._load import StudyData
-from reports._plot import OKABE_ITO, Drawn, best_trial, fmt, noise_rates, pct_label, plt, search
-from reports._tables import GRID_PARAMS, is_grid
+from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, fmt, noise_rates, pct_label, plt
+from reports._tables import GRID_PARAMS, is_grid, search_runs
 from trainers.errors import ConfigError
 
 T = TypeVar("T")
@@ -28,10 +28,14 @@ T = TypeVar("T")
 def search_study(data: StudyData, rate: float) -> optuna.Study | None:
     """The finished search trials at `rate` as a new in-memory Optuna study (maximising val_acc, trials in the order
     they started), over the parameters the study searched; None where there are fewer than two or no known space."""
-    runs = search(data, rate, dm=False)
-    if runs.empty or "val_acc" not in runs:
+    return data.derived(f"search_study {rate!r}", lambda: _replay(data, rate))
+
+
+def _replay(data: StudyData, rate: float) -> optuna.Study | None:
+    runs, missing = search_runs(data.trials, rate, ("val_acc",))
+    if missing:
         return None
-    runs = runs.dropna(subset=["val_acc"]).sort_values(["start_time", "run_id"], kind="stable")
+    runs = runs.sort_values(["start_time", "run_id"], kind="stable")
     distributions = _distributions(data, rate, runs)
     if len(runs) < 2 or not distributions:
         return None
@@ -55,6 +59,10 @@ def importances(study: optuna.Study) -> dict[str, float]:
 def importance_table(data: StudyData) -> pd.DataFrame:
     """Parameter importances per noise rate: one row per parameter, one column per noise rate (empty with a note where
     no rate's search could be replayed)."""
+    return data.derived("importance_table", lambda: _importance_table(data))
+
+
+def _importance_table(data: StudyData) -> pd.DataFrame:
     columns = {}
     for rate in noise_rates(data):
         study = search_study(data, rate)
@@ -117,12 +125,8 @@ def scatter_figure(data: StudyData) -> Drawn:
     """The (λ, β) of each trial of a free DM search, coloured by validation accuracy, best ringed; a panel per rate."""
     panels = []
     for rate in noise_rates(data):
-        runs = search(data, rate)
-        if runs.empty or not {*GRID_PARAMS, "val_acc"} <= set(runs.columns):
-            continue
-        runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in (*GRID_PARAMS, "val_acc")})
-        runs = runs.dropna(subset=[*GRID_PARAMS, "val_acc"])
-        if len(runs) >= 2 and not (is_grid(runs) if data.grid_search is None else data.grid_search):
+        runs, missing = search_runs(dm_only(data.trials), rate, (*GRID_PARAMS, "val_acc"))
+        if not missing and len(runs) >= 2 and not (is_grid(runs) if data.grid_search is None else data.grid_search):
             panels.append((rate, runs.sort_values("run_id", kind="stable")))
     if not panels:
         return None

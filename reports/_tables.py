@@ -104,7 +104,7 @@ def emphasis_mode_table(trials: pd.DataFrame, noise_rate: float, grid: bool | No
     """Per emphasis mode, the best setting by mean val_acc and its mean best_test_acc, test_acc (final), fit_acc (on
     the corrupted training labels) and intact_acc. Modes are the grid's λ (ψ = λ/(λ+1)), or for a free search the
     quarters of ψ ∈ [0, 1]."""
-    runs, missing = _search_runs(trials, noise_rate, (*GRID_PARAMS, "val_acc"))
+    runs, missing = search_runs(trials, noise_rate, (*GRID_PARAMS, "val_acc"))
     if missing:
         return _empty(f"The emphasis-mode table at noise rate {noise_rate:g} is not applicable: {missing}.")
     shown = ("val_acc", "best_test_acc", "test_acc", "fit_acc", "intact_acc")
@@ -123,7 +123,7 @@ def emphasis_mode_table(trials: pd.DataFrame, noise_rate: float, grid: bool | No
 def search_trials_table(trials: pd.DataFrame, noise_rate: float, searched: list[str]) -> pd.DataFrame:
     """Every search run at `noise_rate`, best val_acc first (ties by run id): rank, the `searched` parameters (ψ
     beside λ), val_acc, test_acc and how the run ended."""
-    runs, missing = _search_runs(trials, noise_rate, (), failed=True)
+    runs, missing = search_runs(trials, noise_rate, (), failed=True)
     if missing:
         return _empty(f"The search trials at noise rate {noise_rate:g} cannot be listed: {missing}.")
     runs = runs.assign(val_acc=pd.to_numeric(runs["val_acc"], errors="coerce") if "val_acc" in runs else math.nan)
@@ -168,7 +168,7 @@ def summary_table(data: StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...], *,
+def search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...], *,
                  failed: bool = False) -> tuple[pd.DataFrame, str]:
     """The finished (with `failed`: all) search runs at `noise_rate` with every `needed` column numeric, or a phrase
     saying what is missing."""
@@ -195,8 +195,8 @@ def _search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...
 
 def _grid_runs(trials: pd.DataFrame, noise_rate: float, metric: str,
                grid: bool | None) -> tuple[pd.DataFrame, str]:
-    """`_search_runs` for a λ × β table, with the phrase saying so where the search drew free settings."""
-    runs, missing = _search_runs(trials, noise_rate, (*GRID_PARAMS, metric))
+    """`search_runs` for a λ × β table, with the phrase saying so where the search drew free settings."""
+    runs, missing = search_runs(trials, noise_rate, (*GRID_PARAMS, metric))
     if not missing and not (is_grid(runs) if grid is None else grid):
         missing = (f"the search drew λ and β freely ({len(runs)} settings), so they form no grid; the search-trials "
                    "table and the λ–β figure show them")

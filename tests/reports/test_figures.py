@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import matplotlib.image
@@ -81,7 +82,7 @@ def test_figures_are_byte_identical_across_runs(data, figures, tmp_path: Path) -
 def test_missing_data_skips_figures_without_raising(data, tmp_path: Path) -> None:
     trials = data.trials.drop(columns=["lam", "beta", "val_acc"])
     rates = data.rates.drop(columns=[c for c in data.rates.columns if c.startswith("best.")])
-    bare = type(data)(**{**data.__dict__, "trials": trials, "rates": rates})
+    bare = dataclasses.replace(data, trials=trials, rates=rates)
     assert make_figures(bare, tmp_path) == []
 
 
