@@ -22,11 +22,11 @@ from reports._search import importance_table
 from reports._write import to_html, to_markdown, write_table
 
 PACKAGES = ("torch", "ray", "optuna", "mlflow")
-FIRST = ("lam", "beta", "psi", "rho")
+FIRST = ("lam", "beta", "psi", "rho")  # searched parameters shown first, in this order
 FIGURE_TITLES = {"weighting_curves": "Weighting curves w(p)", "dynamics": "Learning dynamics",
                  "mode_vs_noise": "Emphasis mode against noise rate",
-                 "p_clean_noisy": "p_i of clean and noisy examples", "search_lam_beta": "The sampled λ and β", "search_history": "Optimisation history",
-                 "param_importances": "Parameter importances, drawn"}  # searched parameters shown first, in this order
+                 "p_clean_noisy": "p_i of clean and noisy examples", "search_lam_beta": "The sampled λ and β",
+                 "search_history": "Optimisation history", "param_importances": "Parameter importances, drawn"}
 
 
 @dataclass
@@ -69,8 +69,8 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
     dataset, model, noise = setup(data)
     sections.append(_table(out, "comparison", "Methods compared", comparison_table(studies),
                            "The final retrains' test accuracy (%, mean ± sample std over seeds) of every study in "
-                           f"this MLflow store on {dataset} with {model} under {noise} noise ({names}), per noise rate: the "
-                           "form of seed 000's Table 4 and seed 002's Table 1."))
+                           f"this MLflow store on {dataset} with {model} under {noise} noise ({names}), per noise "
+                           "rate: the form of seed 000's Table 4 and seed 002's Table 1."))
     sections.append(_table(out, "comparison_published", "Against the papers' published numbers",
                            published_comparison(studies),
                            "Our final test accuracy beside each paper's published number for the same method, data "

@@ -173,10 +173,10 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow."""
     folder = study_folder(config, storage)
     check_same_study(config, folder)
+    connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
     folder.mkdir(parents=True, exist_ok=True)
     state = StudyState.load(folder) if (folder / STATE_FILE).exists() else _new_state(config)
     state.save(folder)
-    connect(address)
     previous_best: dict[str, Any] | None = None
     for index, rate in enumerate(config.noise_rates):
         key = f"{rate:g}"
@@ -297,8 +297,11 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
                                       scheduler=scheduler, num_samples=s.num_samples, reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "search"}, echo)
-    shown = ["cell", *(["seed"] if s.repeats > 1 else [])] if s.mode == "grid" else [*search_spaces.default_ranges(config.method, s.parametrization),
-                                               *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
+    if s.mode == "grid":
+        shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
+    else:
+        shown = [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
+                 *(["weight_decay"] if s.tune_weight_decay else [])]
     results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown).fit()
     _drop_orphans(state, rs.run_id, "search", results)
     rs.best, rs.best_val_acc = _best_setting(results)
