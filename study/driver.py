@@ -21,6 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
+from study.recovery import SchedulerState, repair_checkpoints
 from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, train_trial
@@ -227,9 +228,16 @@ def _new_state(config: StudyConfig) -> StudyState:
 
 
 def _rate_run(state: StudyState, config: StudyConfig, rate: float) -> str:
+    """The noise rate's run under the study's: the one a driver killed before it saved its state made, or a new one."""
+    client = client_for(state.tracking_uri)
+    query = (f"tags.`{PARENT_TAG}` = '{state.study_run_id}' and tags.stage = 'noise_rate' "
+             f"and tags.noise_rate = '{rate:g}'")
+    found = client.search_runs([state.experiment_id], query)
+    if found:
+        return found[0].info.run_id
     tags = {**_common_tags(config, rate), "mlflow.runName": f"noise-{rate:g}", "stage": "noise_rate",
             PARENT_TAG: state.study_run_id}
-    return client_for(state.tracking_uri).create_run(state.experiment_id, tags=tags).info.run_id
+    return client.create_run(state.experiment_id, tags=tags).info.run_id
 
 
 def _common_tags(config: StudyConfig, rate: float) -> dict[str, str]:
@@ -255,15 +263,16 @@ def _search_size(config: StudyConfig) -> int:
 
 
 def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
-           tracker: MlflowTracker, shown: list[str]) -> tune.Tuner:
+           callbacks: list[tune.Callback], shown: list[str]) -> tune.Tuner:
     path = folder / name
     trainable = _trainable(config)
     if tune.Tuner.can_restore(str(path)):
+        repair_checkpoints(path)
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
                                   param_space=param_space)
     reporter = tune.CLIReporter(parameter_columns=shown, metric_columns=["epoch", "val_acc", "test_acc"],
                                 max_report_frequency=30)
-    run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=[tracker], verbose=1,
+    run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=callbacks, verbose=1,
                                 progress_reporter=reporter,
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                 failure_config=tune.FailureConfig(max_failures=2))
@@ -302,7 +311,8 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     else:
         shown = [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
                  *(["weight_decay"] if s.tune_weight_decay else [])]
-    results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown).fit()
+    callbacks = [tracker, *([SchedulerState(scheduler)] if scheduler else [])]
+    results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown).fit()
     _drop_orphans(state, rs.run_id, "search", results)
     rs.best, rs.best_val_acc = _best_setting(results)
     rs.trials = len(results)
@@ -322,7 +332,7 @@ def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, f
                                   reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "final"}, echo)
-    results = _tuner(config, folder, f"final-{rate:g}", param_space, tune_config, tracker, ["seed"]).fit()
+    results = _tuner(config, folder, f"final-{rate:g}", param_space, tune_config, [tracker], ["seed"]).fit()
     _drop_orphans(state, rs.run_id, "final", results)
     rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
     client = client_for(state.tracking_uri)

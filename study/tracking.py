@@ -6,7 +6,7 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -44,7 +44,9 @@ def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
 class MlflowTracker(Callback):
     """Logs each trial as an MLflow run under `parent_run_id`: params once, each evaluation's metrics in one batch.
 
-    A trial keeps its run across `Tuner.restore` (found again by its trial id), so a resumed study has one run per trial.
+    A trial keeps its run across `Tuner.restore` (found again by its trial id), so a resumed study has one run per trial;
+    what the run already holds stays as it is: evaluations a restored trial reports again are not logged twice, and a
+    run that ended before the driver was killed is not ended again.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, tags: Mapping[str, str],
@@ -54,10 +56,13 @@ class MlflowTracker(Callback):
         self._runs: dict[str, str] = {}
         self._with_params: set[str] = set()
         self._last: dict[str, dict[str, Any]] = {}
+        self._logged: dict[str, int] = {}  # run id → the last step it holds, for runs found again after a restore
+        self._ended: set[str] = set()  # runs found again that had already ended FINISHED
         self._client: MlflowClient | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into Tune's experiment state: no client, no caches
-        return {**self.__dict__, "_client": None, "_runs": {}, "_with_params": set(), "_last": {}, "echo": print}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_with_params": set(), "_last": {}, "_logged": {},
+                "_ended": set(), "echo": print}
 
     @property
     def client(self) -> MlflowClient:
@@ -74,7 +79,11 @@ class MlflowTracker(Callback):
                 f"tags.{TRIAL_TAG} = '{trial.trial_id}' and tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
             )
             if found:
-                self._runs[trial.trial_id] = found[0].info.run_id
+                run = found[0]
+                self._runs[trial.trial_id] = run.info.run_id
+                self._logged[run.info.run_id] = self._last_step(run.info.run_id, run.data.metrics)
+                if run.info.status == "FINISHED":
+                    self._ended.add(run.info.run_id)
             else:
                 tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id,
                         "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial.trial_id}"}
@@ -83,6 +92,10 @@ class MlflowTracker(Callback):
         if config is not None and run_id not in self._with_params:
             self._log_params(run_id, config)
         return run_id
+
+    def _last_step(self, run_id: str, keys: Iterable[str]) -> int:
+        """The last step at which the run holds any of the metrics `keys` (-1 for none)."""
+        return max((m.step for key in keys for m in self.client.get_metric_history(run_id, key)), default=-1)
 
     def _log_params(self, run_id: str, config: Mapping[str, Any]) -> None:
         if not self.client.get_run(run_id).data.params:  # a resumed trial's run has them already
@@ -99,18 +112,22 @@ class MlflowTracker(Callback):
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if k not in _NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(v)]
-        self.client.log_batch(self.run_id(trial, result.get("config") or trial.config), metrics=metrics)
+        run_id = self.run_id(trial, result.get("config") or trial.config)
+        if step > self._logged.get(run_id, -1):  # a restored trial's evaluations up to its last run's are in MLflow
+            self.client.log_batch(run_id, metrics=metrics)
         self._last[trial.trial_id] = result
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         result = self._last.get(trial.trial_id) or trial.last_result or {}
+        run_id = self.run_id(trial, result.get("config") or trial.config)
+        if run_id in self._ended:  # it ended, with its tags, before the driver was killed
+            return
         tags = []
         if result.get("step", 0) < result.get("total_steps", 0):
             tags.append(RunTag("early_stopped", "true"))
         accuracy = result.get("val_acc", result.get("test_acc"))
         if accuracy is not None and accuracy <= COLLAPSE_MARGIN * result.get("chance", 0):
             tags.append(RunTag("collapsed", "true"))
-        run_id = self.run_id(trial, result.get("config") or trial.config)
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, "FINISHED")
         shown = {k: v for k, v in trial.config.items() if k != "train"}

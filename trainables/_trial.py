@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,6 +15,8 @@ from trainers import Dataset, TrainConfig, Trainer, load_dataset, loss_params
 
 TRAIN_KEY = "train"  # the trial config's base TrainConfig, as a dict
 STATE_FILE = "state.pt"
+# Beside STATE_FILE: how many of the state's evaluations Tune has been told of (a restore reports the rest first)
+REPORTED_FILE = "reported.txt"
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _DATA: dict[tuple[str, str | None], Dataset] = {}  # per worker process, so reused actors load a data set once
 
@@ -59,17 +62,30 @@ def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[s
 
 
 def train_trial(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: train, report each evaluation with a checkpoint, resume from the last one."""
+    """Ray Tune function trainable: train, report each evaluation with a checkpoint, resume from the last one.
+
+    A checkpoint ahead of what Tune knows of the trial (see `study.recovery`) first reports the evaluations Tune
+    missed, from the state's history, so Tune's iteration count and its scheduler see each evaluation once, in order.
+    """
     train = train_config(config)
     trainer = Trainer(train, cached_dataset(train.dataset, train.data_root))
+    seen = 0  # evaluations Tune has been told of
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = load_state(folder, trainer.device)
-        trainer.load_state_dict(state)
+            trainer.load_state_dict(load_state(folder, trainer.device))
+            seen = _reported(folder, len(trainer.history))
     constants = {"chance": 1 / trainer.info["num_classes"], "total_steps": trainer.total_steps,
                  "noise_rate_realised": trainer.info["noise_rate_realised"]}
-    for metrics in trainer:
+    for metrics in itertools.chain(trainer.history[seen:], trainer):
+        seen += 1
         with tempfile.TemporaryDirectory() as folder:
             torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+            (Path(folder) / REPORTED_FILE).write_text(str(seen))
             tune.report({**metrics, **constants}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _reported(folder: str | Path, evaluations: int) -> int:
+    """How many of a checkpoint's `evaluations` Tune has been told of (all where the checkpoint does not say)."""
+    path = Path(folder) / REPORTED_FILE
+    return int(path.read_text()) if path.is_file() else evaluations

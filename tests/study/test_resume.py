@@ -1,10 +1,18 @@
-"""A driver killed mid-study (SIGKILL) and `study resume`: exactly the requested trials, one MLflow run each, and every
-trial's final metrics equal to an uninterrupted run of its setting."""
+"""A driver killed mid-study (SIGKILL) and `study resume`, with ASHA early stopping on: exactly the requested trials,
+one MLflow run each, the parent runs intact, the trials finished before the kill untouched, early-stopping decisions
+kept (and made after the restart as if there had been none), and every trial's final metrics equal to an
+uninterrupted run of its setting, even where Tune's saved state names a checkpoint it had already deleted."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import os
+import pickle
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -12,9 +20,8 @@ from pathlib import Path
 
 import pytest
 import ray
-from mlflow.tracking import MlflowClient
-
 import torch
+from mlflow.tracking import MlflowClient
 
 import trainers
 from study.cli import main
@@ -22,76 +29,188 @@ from study.config import load_study_config
 from study.driver import StudyState, study_folder
 
 pytestmark = pytest.mark.usefixtures("ray_session")
-TRIALS = 4
+# Grid cells (λ 1), run one at a time in this order; val_acc after 4, 6 and 8 epochs (measured, noise 0.4):
+# β 5: 0.491, 0.484, 0.436 | β 24: 0.143, stopped at 4 | β 2: 0.526, 0.603, 0.669 | β 3: 0.519, 0.575, 0.606, on to
+# the end past rung 4's median of the first three (0.491); a scheduler restored without its rungs would hold only
+# the third's value from after the restart (≥ 0.603) there, and stop the fourth at 4
+BETAS = [5, 24, 2, 3]
+EPOCHS, GRACE = 12, 4
+RUNGS = (4, 8)  # ASHA's milestones for grace period 4, reduction factor 2 and 12 evaluations
+SEARCH, PARENTS = "tags.stage = 'search'", "tags.stage != 'search'"
 
 
-def finished_search_runs(uri: str, name: str) -> list:
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(name)
-    return client.search_runs([experiment.experiment_id], "tags.stage = 'search' and attributes.status = 'FINISHED'")
+def tune_trials(experiment: Path) -> dict[int, dict]:
+    """Tune's saved view of each trial, by its number (1, 2, … in BETAS's order): status, evaluations seen, the
+    checkpoint it names (relative to the experiment's folder)."""
+    state = json.loads(max(experiment.glob("experiment_state-*.json")).read_text())
+    trials = {}
+    for trial_json, metadata_json in state["trial_data"]:
+        trial, result = json.loads(trial_json), json.loads(metadata_json)["last_result"]
+        trials[BETAS.index(trial["evaluated_params"]["cell"]["beta"]) + 1] = {
+            "status": trial["status"], "iteration": result.get("training_iteration", 0),
+            "checkpoint": Path(trial["relative_logdir"], result.get("checkpoint_dir_name", "none"))}
+    return trials
 
 
-def finished_lines(log: Path) -> int:
-    """Trials the driver reported finished (one line each), read from its output while it runs."""
-    return sum(line.startswith("  search ") for line in log.read_text().splitlines()) if log.exists() else 0
+def save_state(experiment: Path, to: Path) -> dict[int, dict]:
+    """Copy Tune's saved experiment state (what a driver killed now would leave) to `to`; Tune's view of the trials
+    in it, or {} where a file was caught half rewritten (Tune rewrites them in place)."""
+    shutil.rmtree(to, ignore_errors=True)
+    to.mkdir()
+    for path in experiment.glob("*"):  # its files (trial folders are skipped); none before Tune starts
+        with contextlib.suppress(IsADirectoryError, FileNotFoundError):
+            shutil.copy(path, to)
+    try:
+        for path in to.glob("*.pkl"):
+            pickle.loads(path.read_bytes())
+        return tune_trials(to)
+    except (ValueError, EOFError, pickle.UnpicklingError, KeyError):
+        return {}
 
 
-def reference(run, config, data) -> dict:
-    """The last metrics of an uninterrupted, in-process run of a trial's setting."""
+def evaluations(trial: Path) -> int:
+    """The evaluations that the newest checkpoint in a trial's folder holds (0 before its first)."""
+    return max((int(p.name.removeprefix("checkpoint_")) + 1 for p in trial.glob("checkpoint_*")), default=0)
+
+
+def wait_for(condition, driver: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 240
+    while not condition():
+        assert driver.poll() is None and time.monotonic() < deadline, f"the driver ended or stalled before {what}"
+        time.sleep(0.05)
+
+
+def record(client: MlflowClient, run) -> dict:
+    """What a run holds: status, end time, tags, params and every metric's full history."""
+    history = {key: [(m.step, m.timestamp, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+               for key in run.data.metrics}
+    return {"status": run.info.status, "end": run.info.end_time, "tags": run.data.tags, "params": run.data.params,
+            "history": history}
+
+
+def asha_lengths(histories: list[list[float]]) -> list[int]:
+    """How long each trial (in the order they ran, one at a time) runs under asynchronous successive halving: it
+    stops at the first rung where its val_acc is below the median of those the trials before it had there."""
+    rungs: dict[int, list[float]] = {m: [] for m in RUNGS}
+    lengths = []
+    for values in histories:
+        length = EPOCHS
+        for milestone in RUNGS:
+            if milestone > len(values):
+                break
+            value, before = values[milestone - 1], rungs[milestone]
+            rungs[milestone] = [*before, value]
+            if before and value < statistics.median(before):
+                length = milestone
+                break
+        lengths.append(length)
+    return lengths
+
+
+def reference(run, config, data, length: int) -> dict:
+    """The metrics of an uninterrupted, in-process run of a trial's setting at its `length`th evaluation."""
     params = run.data.params
     setting = {"lam": float(params["lam"]), "beta": float(params["beta"]), "eps": float(params["eps"])}
-    *_, last = trainers.Trainer(config.train.replace(method="dm", method_params=setting, noise_rate=0.4), data)
-    return last
+    trainer = trainers.Trainer(config.train.replace(method="dm", method_params=setting, noise_rate=0.4), data)
+    return list(itertools.islice(trainer, length))[-1]
 
 
-def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path: Path, capsys, monkeypatch) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    overrides = ["name=resumed", "noise_rates=[0.4]", f"search.num_samples={TRIALS}", "search.max_concurrent=1",
-                 "train.epochs=12", "final.n_seeds=0", f"tracking_uri={uri}", f"storage={tmp_path / 'ray'}"]
+    overrides = ["name=resumed", "noise_rates=[0.4]", "search.mode=grid", f"search.grid={{lam: [1], beta: {BETAS}}}",
+                 "search.max_concurrent=1", f"search.asha={{grace_period: {GRACE}, reduction_factor: 2}}",
+                 f"train.epochs={EPOCHS}", "final.n_seeds=0", f"tracking_uri={uri}", f"storage={tmp_path / 'ray'}"]
+    config = load_study_config(None, overrides)
+    folder = study_folder(config)
+    experiment = folder / "search-0.4"
     address = ray.get_runtime_context().gcs_address
     command = [sys.executable, "-m", "study", "run", *sum((["--set", o] for o in overrides), []), "--address", address]
-    log = tmp_path / "driver.log"
-    with log.open("w") as out:
-        driver = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True,
+    with (tmp_path / "driver.log").open("w") as out:
+        driver = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    saved: dict[int, dict] = {}
+
+    def state_past_first_rung() -> bool:  # Tune's saved state shows the third trial past its first rung
+        saved.update(save_state(experiment, tmp_path / "saved"))
+        return saved.get(3, {}).get("iteration", 0) > GRACE
+
     try:
-        deadline = time.monotonic() + 240
-        while finished_lines(log) < 2 and driver.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        # keep Tune's state as it is once the third trial is past its first rung, then let the trial go on until
+        # the checkpoint that state names is deleted, and kill the driver
+        wait_for(state_past_first_rung, driver, "the third trial passed its first rung")
+        named = experiment / saved[3]["checkpoint"]
+        wait_for(lambda: not named.exists(), driver, "the third trial's next checkpoint")
         assert driver.poll() is None, "the driver ended before it could be killed"
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-    assert 2 <= len(finished_search_runs(uri, "resumed")) < TRIALS
+    # Tune's state at the kill as a slow sync would leave it: the first trial done, the second stopped early by ASHA,
+    # the third running, named by a checkpoint that Tune has deleted since (it keeps one); then put it in place
+    assert [(saved[n]["status"], saved[n]["iteration"]) for n in (1, 2, 3)] == [
+        ("TERMINATED", EPOCHS), ("TERMINATED", GRACE), ("RUNNING", saved[3]["iteration"])]
+    assert GRACE < saved[3]["iteration"] < evaluations(named.parent) < EPOCHS
+    assert not named.exists()
+    for path in (tmp_path / "saved").iterdir():
+        shutil.copy(path, experiment)
 
-    config = load_study_config(None, overrides)
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("resumed").experiment_id
+    state_before = StudyState.load(folder)
+    parents_before = {r.info.run_id: record(client, r) for r in client.search_runs([experiment_id], PARENTS)}
+    search_before = sorted(client.search_runs([experiment_id], SEARCH), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in search_before] == ["FINISHED", "FINISHED", "RUNNING"]
+    assert search_before[1].data.tags["early_stopped"] == "true" and "early_stopped" not in search_before[0].data.tags
+    finished_before = {r.info.run_id: record(client, r) for r in search_before[:2]}
+
     monkeypatch.chdir(tmp_path)
-    assert main(["resume", str(study_folder(config)), "--address", address]) == 0
+    assert main(["resume", str(folder), "--address", address]) == 0
     out = capsys.readouterr().out
     assert "noise rate | best setting" in out
     assert f"report: {tmp_path / 'report' / 'resumed' / 'index.md'}" in out  # the resumed study ends with its report
 
-    runs = finished_search_runs(uri, "resumed")
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("resumed")
-    every = client.search_runs([experiment.experiment_id], "tags.stage = 'search'")
-    assert len(runs) == len(every) == TRIALS
-    assert len({r.data.tags["ray_trial_id"] for r in runs}) == TRIALS
-    state = StudyState.load(study_folder(config))
-    assert state.rates["0.4"].trials == TRIALS and state.rates["0.4"].search_done
-    assert len(client.search_runs([experiment.experiment_id], "tags.stage = 'noise_rate'")) == 1
-    assert len(client.search_runs([experiment.experiment_id], "tags.stage = 'study'")) == 1
+    # exactly the requested trials, one MLflow run each, all finished
+    runs = sorted(client.search_runs([experiment_id], SEARCH), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in runs] == ["FINISHED"] * len(BETAS)
+    assert [float(r.data.params["beta"]) for r in runs] == BETAS
+    assert len({r.data.tags["ray_trial_id"] for r in runs}) == len(BETAS)
+    state = StudyState.load(folder)
+    assert state.rates["0.4"].trials == len(BETAS) and state.rates["0.4"].search_done
 
+    # the parent runs intact: the same two runs, their tags and params as they were (the search's best added), ended
+    before = state_before.rates["0.4"]
+    assert (state.study_run_id, state.rates["0.4"].run_id) == (state_before.study_run_id, before.run_id)
+    parents = {r.info.run_id: record(client, r) for r in client.search_runs([experiment_id], PARENTS)}
+    assert set(parents) == set(parents_before) == {state.study_run_id, state.rates["0.4"].run_id}
+    for run_id, before in parents_before.items():
+        assert before["status"] == "RUNNING" and parents[run_id]["status"] == "FINISHED"
+        assert parents[run_id]["tags"] == before["tags"]
+        assert parents[run_id]["params"].items() >= before["params"].items()
+
+    # the trials that had finished before the kill were not run again: their runs are as they were
+    for run_id, before in finished_before.items():
+        assert record(client, client.get_run(run_id)) == before
+
+    # early stopping: the second trial stays stopped (Tune: TERMINATED after 4 evaluations), and each trial ran as
+    # long as ASHA run once, without a restart, lets it: the fourth goes on past the rung of the first three
+    histories = [sorted(client.get_metric_history(r.info.run_id, "val_acc"), key=lambda m: m.step) for r in runs]
+    values = [[m.value for m in history] for history in histories]
+    lengths = [len(history) for history in histories]
+    assert lengths == asha_lengths(values) == [EPOCHS, GRACE, EPOCHS, EPOCHS]
+    assert [r.data.tags.get("early_stopped") for r in runs] == [None, "true", None, None]
+    assert [(t["status"], t["iteration"]) for _, t in sorted(tune_trials(experiment).items())] == [
+        ("TERMINATED", n) for n in lengths]
+
+    # every evaluation logged once, and the last equal to an uninterrupted run's (the third went on from the
+    # checkpoint after the one Tune's state named, reporting the evaluations Tune had missed first)
     data = trainers.load_dataset("digits")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a Ray worker with one CPU: float reductions depend on the thread count
     try:
-        references = {r.info.run_id: reference(r, config, data) for r in runs}
+        references = [reference(r, config, data, length) for r, length in zip(runs, lengths)]
     finally:
         torch.set_num_threads(threads)
-    for run in runs:  # those finished before the kill, those resumed from a checkpoint, those started after
-        last = references[run.info.run_id]
-        history = client.get_metric_history(run.info.run_id, "val_acc")
-        assert sorted({m.step for m in history}) == [9 * e for e in range(1, 13)]  # every epoch
+    for run, history, last in zip(runs, histories, references):
+        assert [m.step for m in history] == [9 * e for e in range(1, len(history) + 1)]
         assert run.data.metrics["val_acc"] == pytest.approx(last["val_acc"], abs=1e-12)
         assert run.data.metrics["test_acc"] == pytest.approx(last["test_acc"], abs=1e-12)
