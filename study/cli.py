@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; 2 for a bad config or unreadable data (one line on stderr), 130 when interrupted."""
+    """Run the command; 2 for a bad config or unreadable data (one line on stderr), 1 where the study's storage cannot
+    be written (one line: where, why, how to go on), 130 when interrupted."""
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # one line per finished trial reaches a log file as it happens
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: study resume {folder}", file=sys.stderr)
         return 130
+    except driver.StorageError as error:
+        print(f"error: {error}; once it can be written, continue with: study resume {folder}", file=sys.stderr)
+        return 1
     print("\n" + driver.summary_table(state))
     print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
     print(f"browse them: mlflow ui --backend-store-uri {state.tracking_uri}")

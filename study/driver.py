@@ -21,10 +21,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
-from study.recovery import SchedulerState, repair_checkpoints
+from study.recovery import SchedulerState, StopOnStorageError, fit, repair_checkpoints
 from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from reports import default_tracking_uri
-from trainables import TRAIN_KEY, train_trial
+from trainables import TRAIN_KEY, StorageError, train_trial
 from trainers import load_dataset
 from trainers.errors import ConfigError, DataError
 
@@ -57,9 +57,14 @@ class StudyState:
     rates: dict[str, RateState] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
+        """Write study.json in `folder` whole or not at all; a StorageError where it cannot be written."""
         tmp = folder / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps({**self.__dict__, "rates": {k: v.__dict__ for k, v in self.rates.items()}}, indent=1))
-        tmp.replace(folder / STATE_FILE)
+        try:
+            tmp.write_text(json.dumps({**self.__dict__, "rates": {k: v.__dict__ for k, v in self.rates.items()}},
+                                      indent=1))
+            tmp.replace(folder / STATE_FILE)
+        except OSError as error:
+            raise StorageError.of(folder, error) from None
 
     @classmethod
     def load(cls, folder: Path) -> "StudyState":
@@ -84,6 +89,8 @@ def connect(address: str | None) -> None:
     """Join the Ray cluster at `address`, or start a local Ray bound to 127.0.0.1 without a dashboard."""
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # we checkpoint each epoch
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's compact status table (CLIReporter), not a box per result
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # no traceback: MlflowTracker says each in one line
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # nor Ray's, of the trials a stopped study let go
     if ray.is_initialized():
         return
     if address:
@@ -175,7 +182,20 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     folder = study_folder(config, storage)
     check_same_study(config, folder)
     connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        state = _run_rates(config, folder, echo)
+    except StorageError as error:  # anywhere under the study's folder: named by it
+        raise StorageError(folder, error.reason) from None
+    _close_study(state)
+    return state
+
+
+def _run_rates(config: StudyConfig, folder: Path, echo: Echo) -> StudyState:
+    """Search each noise rate and retrain its best, as far as not done already; the study's state."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError.of(folder, error) from None
     state = StudyState.load(folder) if (folder / STATE_FILE).exists() else _new_state(config)
     state.save(folder)
     previous_best: dict[str, Any] | None = None
@@ -190,10 +210,10 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
             state.save(folder)
         previous_best = rs.best
         if config.final.n_seeds and not rs.final_done:
-            echo(f"noise rate {rate:g}: retraining {_fmt(rs.best)} on the whole training set, {config.final.n_seeds} seeds")
+            echo(f"noise rate {rate:g}: retraining {_fmt(rs.best)} on the whole training set, "
+                 f"{config.final.n_seeds} seeds")
             _final(config, state, rs, rate, folder, echo)
             state.save(folder)
-    _close_study(state)
     return state
 
 
@@ -311,8 +331,8 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     else:
         shown = [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
                  *(["weight_decay"] if s.tune_weight_decay else [])]
-    callbacks = [tracker, *([SchedulerState(scheduler)] if scheduler else [])]
-    results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown).fit()
+    callbacks = [StopOnStorageError(), tracker, *([SchedulerState(scheduler)] if scheduler else [])]
+    results = fit(_tuner(config, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown))
     _drop_orphans(state, rs.run_id, "search", results)
     rs.best, rs.best_val_acc = _best_setting(results)
     rs.trials = len(results)
@@ -332,7 +352,8 @@ def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, f
                                   reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "final"}, echo)
-    results = _tuner(config, folder, f"final-{rate:g}", param_space, tune_config, [tracker], ["seed"]).fit()
+    callbacks = [StopOnStorageError(), tracker]
+    results = fit(_tuner(config, folder, f"final-{rate:g}", param_space, tune_config, callbacks, ["seed"]))
     _drop_orphans(state, rs.run_id, "final", results)
     rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
     client = client_for(state.tracking_uri)

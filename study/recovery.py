@@ -1,5 +1,6 @@
-"""Resuming a Tune experiment whose driver was killed: the checkpoints its saved state names, and its scheduler's
-memory (ASHA's rungs), as they were when that state was saved."""
+"""Faults a Tune experiment survives: a driver killed (the checkpoints its saved state names, and its scheduler's
+memory, ASHA's rungs, as they were when that state was saved) and storage that cannot be written (the experiment
+stops, resumable)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ray import cloudpickle, tune
 from ray.tune import Callback
+from ray.tune.error import TuneError
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from trainables import REPORTED_FILE
+from trainables import REPORTED_FILE, StorageError
 
 
 def repair_checkpoints(experiment: Path) -> list[Path]:
@@ -56,3 +60,38 @@ class SchedulerState(Callback):
 
     def set_state(self, state: dict[str, Any]) -> None:
         vars(self.scheduler).update(state["scheduler"])
+
+
+def fit(tuner: tune.Tuner) -> tune.ResultGrid:
+    """`tuner.fit()`; the StorageError that StopOnStorageError raised, where Tune wrapped it in a TuneError."""
+    try:
+        return tuner.fit()
+    except TuneError as error:
+        if isinstance(error.__context__, StorageError):  # Tune raises its TuneError while handling a callback's
+            raise error.__context__ from None
+        raise
+
+
+class StopOnStorageError(Callback):
+    """Ends the experiment (see `fit`) when a trial could not write its checkpoint.
+
+    Retrying cannot help while the storage stays full, and the trial did nothing wrong: it is not retried nor
+    recorded as failed (put it before the MLflow callback), and Tune's saved state still shows it running, so
+    `Tuner.restore` goes on with it.
+    """
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._raise_storage_error(trial)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._raise_storage_error(trial)
+
+    @staticmethod
+    def _raise_storage_error(trial: Trial) -> None:
+        try:
+            with open(trial.pickled_error_file, "rb") as file:
+                error = cloudpickle.load(file)  # a RayTaskError that is also an instance of its cause
+        except (OSError, TypeError, EOFError, cloudpickle.pickle.UnpicklingError):
+            return
+        if isinstance(error, StorageError):
+            raise StorageError(error.path, error.reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,6 +20,23 @@ STATE_FILE = "state.pt"
 REPORTED_FILE = "reported.txt"
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _DATA: dict[tuple[str, str | None], Dataset] = {}  # per worker process, so reused actors load a data set once
+
+
+class StorageError(Exception):
+    """Files could not be written where a study keeps them (disk full, storage unwritable): the study stops, and
+    `study resume` goes on once they can be written."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(self.path, reason)
+
+    def __str__(self) -> str:
+        return f"storage at {self.path} could not be written ({self.reason})"
+
+    @classmethod
+    def of(cls, path: str | Path, error: OSError) -> "StorageError":
+        """The StorageError of an OSError met writing under `path`: the OS's reason, e.g. 'No space left on device'."""
+        return cls(path, os.strerror(error.errno) if error.errno else str(error))
 
 
 def cached_dataset(name: str, root: str | None) -> Dataset:
@@ -79,10 +97,13 @@ def train_trial(config: dict[str, Any]) -> None:
                  "noise_rate_realised": trainer.info["noise_rate_realised"]}
     for metrics in itertools.chain(trainer.history[seen:], trainer):
         seen += 1
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
-            (Path(folder) / REPORTED_FILE).write_text(str(seen))
-            tune.report({**metrics, **constants}, checkpoint=tune.Checkpoint.from_directory(folder))
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+                (Path(folder) / REPORTED_FILE).write_text(str(seen))
+                tune.report({**metrics, **constants}, checkpoint=tune.Checkpoint.from_directory(folder))
+        except OSError as error:  # writing the checkpoint here, or Tune copying it into the storage folder
+            raise StorageError.of(error.filename or "the trial's checkpoint folder", error) from None
 
 
 def _reported(folder: str | Path, evaluations: int) -> int:
