@@ -21,7 +21,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
-from study.recovery import SchedulerState, StopOnStorageError, fit, repair_checkpoints
+from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
+                            restore_state_copy)
 from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, StorageError, train_trial
@@ -184,8 +185,8 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
     try:
         state = _run_rates(config, folder, echo)
-    except StorageError as error:  # anywhere under the study's folder: named by it
-        raise StorageError(folder, error.reason) from None
+    except StorageError as error:
+        raise StorageError(error.path or folder, error.reason) from None
     _close_study(state)
     return state
 
@@ -287,6 +288,7 @@ def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, 
     path = folder / name
     trainable = _trainable(config)
     if tune.Tuner.can_restore(str(path)):
+        restore_state_copy(path)
         repair_checkpoints(path)
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
                                   param_space=param_space)
@@ -331,7 +333,7 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     else:
         shown = [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
                  *(["weight_decay"] if s.tune_weight_decay else [])]
-    callbacks = [StopOnStorageError(), tracker, *([SchedulerState(scheduler)] if scheduler else [])]
+    callbacks = [StopOnStorageError(), tracker, KeepStateCopy(), *([SchedulerState(scheduler)] if scheduler else [])]
     results = fit(_tuner(config, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown))
     _drop_orphans(state, rs.run_id, "search", results)
     rs.best, rs.best_val_acc = _best_setting(results)
@@ -352,7 +354,7 @@ def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, f
                                   reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "final"}, echo)
-    callbacks = [StopOnStorageError(), tracker]
+    callbacks = [StopOnStorageError(), tracker, KeepStateCopy()]
     results = fit(_tuner(config, folder, f"final-{rate:g}", param_space, tune_config, callbacks, ["seed"]))
     _drop_orphans(state, rs.run_id, "final", results)
     rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)

@@ -1,6 +1,6 @@
-"""Faults a Tune experiment survives: a driver killed (the checkpoints its saved state names, and its scheduler's
-memory, ASHA's rungs, as they were when that state was saved) and storage that cannot be written (the experiment
-stops, resumable)."""
+"""Faults a Tune experiment survives: a driver killed (Tune's saved state whole, the checkpoints it names, and its
+scheduler's memory, ASHA's rungs, as they were when that state was saved) and storage that cannot be written (the
+experiment stops, resumable)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,73 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ray import cloudpickle, tune
+from ray import tune
 from ray.tune import Callback
 from ray.tune.error import TuneError
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
+from study.tracking import error_reason
 from trainables import REPORTED_FILE, StorageError
+
+
+COPY = ".study-state"  # in a Tune experiment's folder: the copy of Tune's saved state that KeepStateCopy keeps
+
+
+def restore_state_copy(experiment: Path) -> bool:
+    """Put Tune's saved state back from the copy that KeepStateCopy made last (it is never older than Tune's own,
+    and whole where Tune's may be cut short); whether there was one that loads. A StorageError where it cannot."""
+    for copy in (experiment / COPY, experiment / (COPY + ".tmp")):  # .tmp: written whole, not yet renamed
+        if _loads(copy):
+            try:
+                for path in copy.iterdir():
+                    shutil.copy2(path, experiment)
+            except OSError as error:
+                raise StorageError.of(None, error) from None
+            return True
+    return False
+
+
+def _loads(folder: Path) -> bool:
+    states = list(folder.glob("experiment_state-*.json"))
+    try:
+        return bool(states) and all(json.loads(path.read_text()).get("trial_data") is not None for path in states)
+    except (OSError, ValueError):
+        return False
+
+
+class KeepStateCopy(Callback):
+    """Copies Tune's saved experiment state, each time Tune saves it, whole into the experiment's folder (COPY).
+
+    Tune writes its state in a driver-side folder, then copies it into storage in the background, overwriting its
+    files in place: a full disk leaves them cut short, and a killed driver leaves them a save or two behind. The copy
+    is made on the driver's thread right after Tune's save, into a new folder renamed into place. Where it cannot be
+    written, the experiment ends with a StorageError (see `fit`).
+    """
+
+    def __init__(self) -> None:
+        self._copied: int | None = None  # the newest modification time (ns) among the files copied last
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if not trials:
+            return
+        staging = Path(trials[0].storage.experiment_driver_staging_path)
+        files = [path for path in staging.iterdir() if path.is_file() and not path.name.startswith(".")]  # not temp
+        newest = max((path.stat().st_mtime_ns for path in files), default=None)
+        if newest is None or newest == self._copied:
+            return
+        experiment = Path(trials[0].storage.experiment_fs_path)
+        tmp, copy = experiment / (COPY + ".tmp"), experiment / COPY
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            for path in files:
+                shutil.copy2(path, tmp)
+            shutil.rmtree(copy, ignore_errors=True)
+            tmp.rename(copy)
+        except OSError as error:
+            raise StorageError.of(None, error) from None
+        self._copied = newest
 
 
 def repair_checkpoints(experiment: Path) -> list[Path]:
@@ -63,7 +123,7 @@ class SchedulerState(Callback):
 
 
 def fit(tuner: tune.Tuner) -> tune.ResultGrid:
-    """`tuner.fit()`; the StorageError that StopOnStorageError raised, where Tune wrapped it in a TuneError."""
+    """`tuner.fit()`; the StorageError that a callback here raised, where Tune wrapped it in a TuneError."""
     try:
         return tuner.fit()
     except TuneError as error:
@@ -88,10 +148,6 @@ class StopOnStorageError(Callback):
 
     @staticmethod
     def _raise_storage_error(trial: Trial) -> None:
-        try:
-            with open(trial.pickled_error_file, "rb") as file:
-                error = cloudpickle.load(file)  # a RayTaskError that is also an instance of its cause
-        except (OSError, TypeError, EOFError, cloudpickle.pickle.UnpicklingError):
-            return
-        if isinstance(error, StorageError):
-            raise StorageError(error.path, error.reason)
+        error = StorageError.parse(error_reason(trial.error_file))
+        if error is not None:
+            raise error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,19 +25,27 @@ _DATA: dict[tuple[str, str | None], Dataset] = {}  # per worker process, so reus
 
 class StorageError(Exception):
     """Files could not be written where a study keeps them (disk full, storage unwritable): the study stops, and
-    `study resume` goes on once they can be written."""
+    `study resume` goes on once they can be written. `path` None: the study's storage folder, wherever it is."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path, self.reason = str(path), reason
+    _LINE = re.compile(r"StorageError: storage (?:at (?P<path>.+) )?could not be written \((?P<reason>.+)\)$")
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path, self.reason = (str(path) if path else None), reason
         super().__init__(self.path, reason)
 
     def __str__(self) -> str:
-        return f"storage at {self.path} could not be written ({self.reason})"
+        return f"storage{f' at {self.path}' if self.path else ''} could not be written ({self.reason})"
 
     @classmethod
-    def of(cls, path: str | Path, error: OSError) -> "StorageError":
+    def of(cls, path: str | Path | None, error: OSError) -> "StorageError":
         """The StorageError of an OSError met writing under `path`: the OS's reason, e.g. 'No space left on device'."""
         return cls(path, os.strerror(error.errno) if error.errno else str(error))
+
+    @classmethod
+    def parse(cls, line: str) -> "StorageError | None":
+        """The StorageError whose line (a trial's error, "...StorageError: storage at ...") this is, else None."""
+        found = cls._LINE.search(line)
+        return cls(found["path"], found["reason"]) if found else None
 
 
 def cached_dataset(name: str, root: str | None) -> Dataset:
@@ -97,13 +106,16 @@ def train_trial(config: dict[str, Any]) -> None:
                  "noise_rate_realised": trainer.info["noise_rate_realised"]}
     for metrics in itertools.chain(trainer.history[seen:], trainer):
         seen += 1
+        where = tempfile.gettempdir()  # this worker's temporary folder, then (None) the study's storage folder
         try:
             with tempfile.TemporaryDirectory() as folder:
-                torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+                with (Path(folder) / STATE_FILE).open("wb") as file:  # a full disk: OSError, not torch's RuntimeError
+                    torch.save(trainer.state_dict(), file)
                 (Path(folder) / REPORTED_FILE).write_text(str(seen))
+                where = None
                 tune.report({**metrics, **constants}, checkpoint=tune.Checkpoint.from_directory(folder))
-        except OSError as error:  # writing the checkpoint here, or Tune copying it into the storage folder
-            raise StorageError.of(error.filename or "the trial's checkpoint folder", error) from None
+        except OSError as error:
+            raise StorageError.of(where, error) from None
 
 
 def _reported(folder: str | Path, evaluations: int) -> int:

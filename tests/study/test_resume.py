@@ -9,7 +9,6 @@ import contextlib
 import itertools
 import json
 import os
-import pickle
 import shutil
 import signal
 import statistics
@@ -27,6 +26,7 @@ import trainers
 from study.cli import main
 from study.config import load_study_config
 from study.driver import StudyState, study_folder
+from study.recovery import COPY
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 # Grid cells (λ 1), run one at a time in this order; val_acc after 4, 6 and 8 epochs (measured, noise 0.4):
@@ -53,18 +53,13 @@ def tune_trials(experiment: Path) -> dict[int, dict]:
 
 
 def save_state(experiment: Path, to: Path) -> dict[int, dict]:
-    """Copy Tune's saved experiment state (what a driver killed now would leave) to `to`; Tune's view of the trials
-    in it, or {} where a file was caught half rewritten (Tune rewrites them in place)."""
+    """Copy the study's copy of Tune's saved state (what a driver killed now would leave) to `to`; Tune's view of the
+    trials in it, or {} where the copy was being replaced (as it is after each of Tune's saves)."""
     shutil.rmtree(to, ignore_errors=True)
-    to.mkdir()
-    for path in experiment.glob("*"):  # its files (trial folders are skipped); none before Tune starts
-        with contextlib.suppress(IsADirectoryError, FileNotFoundError):
-            shutil.copy(path, to)
     try:
-        for path in to.glob("*.pkl"):
-            pickle.loads(path.read_bytes())
+        shutil.copytree(experiment / COPY, to)
         return tune_trials(to)
-    except (ValueError, EOFError, pickle.UnpicklingError, KeyError):
+    except (OSError, ValueError, KeyError):
         return {}
 
 
@@ -145,14 +140,14 @@ def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path
         with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-    # Tune's state at the kill as a slow sync would leave it: the first trial done, the second stopped early by ASHA,
-    # the third running, named by a checkpoint that Tune has deleted since (it keeps one); then put it in place
+    # the saved state at the kill as a driver killed after Tune deleted the checkpoint it names (Tune keeps one) but
+    # before its next save would leave it: the first trial done, the second stopped early by ASHA, the third running
     assert [(saved[n]["status"], saved[n]["iteration"]) for n in (1, 2, 3)] == [
         ("TERMINATED", EPOCHS), ("TERMINATED", GRACE), ("RUNNING", saved[3]["iteration"])]
     assert GRACE < saved[3]["iteration"] < evaluations(named.parent) < EPOCHS
     assert not named.exists()
-    for path in (tmp_path / "saved").iterdir():
-        shutil.copy(path, experiment)
+    shutil.rmtree(experiment / COPY)
+    shutil.copytree(tmp_path / "saved", experiment / COPY)
 
     client = MlflowClient(uri)
     experiment_id = client.get_experiment_by_name("resumed").experiment_id
