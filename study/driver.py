@@ -250,8 +250,19 @@ def _trainable(config: StudyConfig) -> Any:
 
 
 def _search_size(config: StudyConfig) -> int:
+    """Trials per noise rate: the grid's cells × repeats, else num_samples, or 1 where a method has nothing to search
+    (CCE with fixed lr and weight decay: every trial would be the same run)."""
     s = config.search
-    return len(s.grid_cells()) * s.repeats if s.mode == "grid" else s.num_samples
+    if s.mode == "grid":
+        return len(s.grid_cells()) * s.repeats
+    return s.num_samples if _searched(config) else 1
+
+
+def _searched(config: StudyConfig) -> list[str]:
+    """The names an optuna-mode search varies."""
+    s = config.search
+    return [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
+            *(["weight_decay"] if s.tune_weight_decay else [])]
 
 
 def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
@@ -294,14 +305,13 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
         searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
                                 sampler=TPESampler(seed=s.seed + index))
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
-                                      scheduler=scheduler, num_samples=s.num_samples, reuse_actors=True)
+                                      scheduler=scheduler, num_samples=_search_size(config), reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "search"}, echo)
     if s.mode == "grid":
         shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
     else:
-        shown = [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
-                 *(["weight_decay"] if s.tune_weight_decay else [])]
+        shown = _searched(config)
     results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown).fit()
     _drop_orphans(state, rs.run_id, "search", results)
     rs.best, rs.best_val_acc = _best_setting(results)

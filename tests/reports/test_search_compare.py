@@ -90,6 +90,7 @@ def test_p_clean_noisy_sets_the_best_cce_trial_beside_the_best_dm_from_the_other
     def best(name: str):  # the study's best search trial by val_acc (ties: lowest run id), straight from MLflow
         return min(logged(uri, name, "search"), key=lambda r: (-r.data.metrics["val_acc"], r.info.run_id)).info.run_id
 
+    assert len(logged(uri, "cce1", "search")) == 1  # 2 asked, but CCE has nothing to search: 1 trial, not 2 alike
     rate, drawn = p_curves(free)
     assert rate == RATE
     assert [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
