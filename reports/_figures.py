@@ -221,23 +221,27 @@ def _mode_figure(data: StudyData) -> Drawn:
     y = np.array([psi for _, psi, _ in points])
     lo = np.array([max(psi - min(seeds), 0.0) if seeds else 0.0 for _, psi, seeds in points])
     hi = np.array([max(max(seeds) - psi, 0.0) if seeds else 0.0 for _, psi, seeds in points])
-    seeded = [(rate * 100, psi) for rate, _, seeds in points for psi in seeds]
+    step = 0.025 * max(x.max() - x.min(), 20.0)  # each seed's tick a little apart, so equal ones stay visible
+    seeded = [(rate * 100 + step * (j + 1), psi) for rate, _, seeds in points for j, psi in enumerate(seeds)]
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", color=OKABE_ITO[4], ecolor=OKABE_ITO[4], capsize=4, ms=6, lw=1.5,
-                label="chosen setting" + (" (bars: range over seeds)" if seeded else ""))
+                label="chosen setting" + (" (bars: range over seeds)" if seeded else ""), zorder=2)
     if seeded:
         sx, sy = zip(*seeded)
-        ax.scatter(sx, sy, marker="_", s=120, color=OKABE_ITO[5], zorder=3, label="best of each seed alone")
+        ax.scatter(sx, sy, marker="D", s=14, color=OKABE_ITO[5], zorder=3, label="best of each seed alone")
     ax.set_xlabel("noise rate (%)")
     ax.set_ylabel("emphasis mode ψ = λ/(λ+1)")
     ax.set_ylim(-0.05, 1.05)
-    pad = max(5.0, 0.08 * (x.max() - x.min()))
+    pad = max(5.0, 0.08 * (x.max() - x.min())) + step * max((len(seeds) for _, _, seeds in points), default=0)
     ax.set_xlim(x.min() - pad, x.max() + pad)
     ax.set_xticks(x)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2 if seeded else 1)
-    spread = ("with bars spanning the best ψ of each seed's search trials taken alone (ticks)" if seeded else
-              "from one seed per setting, so with no spread over seeds to show")
+    handles, labels = ax.get_legend_handles_labels()  # the chosen setting first
+    order = sorted(range(len(labels)), key=lambda i: not labels[i].startswith("chosen"))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], frameon=False, loc="lower center",
+              bbox_to_anchor=(0.5, 1.0), ncol=len(order))
+    spread = ("with bars spanning the best ψ of each seed's search trials taken alone (diamonds, to the right)"
+              if seeded else "from one seed per setting, so with no spread over seeds to show")
     caption = (f"Emphasis mode ψ = λ/(λ+1) of the chosen DM setting (best mean validation accuracy) against the noise "
                f"rate, {spread}.")
     return fig, caption

@@ -78,7 +78,7 @@ def test_mode_bars_span_the_best_psi_of_each_seed_alone(data, figures) -> None:
             expected.append(best["lam"] / (best["lam"] + 1))
         assert len(expected) == 2 and per_seed == pytest.approx(expected)
     caption = dict((png.stem, caption) for png, caption in figures)["mode_vs_noise"]
-    assert "each seed's search trials taken alone" in caption
+    assert "each seed's search trials taken alone (diamonds" in caption
 
 
 def test_p_clean_noisy_says_no_cce_is_at_hand_in_a_store_without_one(data, figures) -> None:
