@@ -79,8 +79,9 @@ def study_folder(config: StudyConfig, storage: str | None = None) -> Path:
     return Path(storage or config.storage or Path.cwd() / "ray_results").expanduser().resolve() / config.name
 
 
-def connect(address: str | None) -> None:
-    """Join the Ray cluster at `address`, or start a local Ray bound to 127.0.0.1 without a dashboard."""
+def connect(address: str | None, *, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at `address`, or start a local Ray bound to 127.0.0.1 without a dashboard, offering
+    `num_cpus` CPUs to trials (None: all of this machine's)."""
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # we checkpoint each epoch
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's compact status table (CLIReporter), not a box per result
     if ray.is_initialized():
@@ -94,7 +95,8 @@ def connect(address: str | None) -> None:
         cluster = ray_constants.ENABLE_RAY_CLUSTER
         ray_constants.ENABLE_RAY_CLUSTER = False
         try:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=num_cpus,
+                     _node_ip_address="127.0.0.1")
         finally:
             ray_constants.ENABLE_RAY_CLUSTER = cluster
 
