@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -44,7 +44,9 @@ def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
 class MlflowTracker(Callback):
     """Logs each trial as an MLflow run under `parent_run_id`: params once, each evaluation's metrics in one batch.
 
-    A trial keeps its run across `Tuner.restore` (found again by its trial id), so a resumed study has one run per trial.
+    A trial keeps its run across a retry and across `Tuner.restore` (found again by its trial id), so a resumed study
+    has one run per trial; a step that a trial restored from an older checkpoint reports again is logged once, the
+    first time.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, tags: Mapping[str, str],
@@ -54,10 +56,12 @@ class MlflowTracker(Callback):
         self._runs: dict[str, str] = {}
         self._with_params: set[str] = set()
         self._last: dict[str, dict[str, Any]] = {}
+        self._logged: dict[str, int] = {}  # run id → the last step logged
         self._client: MlflowClient | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into Tune's experiment state: no client, no caches
-        return {**self.__dict__, "_client": None, "_runs": {}, "_with_params": set(), "_last": {}, "echo": print}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_with_params": set(), "_last": {}, "_logged": {},
+                "echo": print}
 
     @property
     def client(self) -> MlflowClient:
@@ -75,6 +79,7 @@ class MlflowTracker(Callback):
             )
             if found:
                 self._runs[trial.trial_id] = found[0].info.run_id
+                self._logged[found[0].info.run_id] = self._last_step(found[0])
             else:
                 tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial.trial_id,
                         "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial.trial_id}"}
@@ -83,6 +88,11 @@ class MlflowTracker(Callback):
         if config is not None and run_id not in self._with_params:
             self._log_params(run_id, config)
         return run_id
+
+    def _last_step(self, run: Run) -> int:
+        """The last step at which `run` has a metric (-1: none)."""
+        return max((m.step for key in run.data.metrics for m in self.client.get_metric_history(run.info.run_id, key)),
+                   default=-1)
 
     def _log_params(self, run_id: str, config: Mapping[str, Any]) -> None:
         if not self.client.get_run(run_id).data.params:  # a resumed trial's run has them already
@@ -99,8 +109,16 @@ class MlflowTracker(Callback):
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if k not in _NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(v)]
-        self.client.log_batch(self.run_id(trial, result.get("config") or trial.config), metrics=metrics)
+        run_id = self.run_id(trial, result.get("config") or trial.config)
+        if step > self._logged.get(run_id, -1):  # else a replay: the trial went back to a checkpoint older than its run
+            self.client.log_batch(run_id, metrics=metrics)
+            self._logged[run_id] = step
         self._last[trial.trial_id] = result
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        reason = error_reason(trial.error_file)
+        self.client.log_batch(self.run_id(trial, trial.config), tags=[RunTag("retries", str(trial.num_failures))])
+        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} retried from its last checkpoint: {reason}")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         result = self._last.get(trial.trial_id) or trial.last_result or {}
