@@ -21,6 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
+from study.retries import retrying_crashes_only
 from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, train_trial
@@ -267,6 +268,13 @@ def _searched(config: StudyConfig) -> list[str]:
             *(["weight_decay"] if s.tune_weight_decay else [])]
 
 
+def _fit(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
+         tracker: MlflowTracker, shown: list[str]) -> tune.ResultGrid:
+    """Run the Tuner `name` (restored if started before); a failed trial is retried unless a retry would fail alike."""
+    with retrying_crashes_only():
+        return _tuner(config, folder, name, param_space, tune_config, tracker, shown).fit()
+
+
 def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
            tracker: MlflowTracker, shown: list[str]) -> tune.Tuner:
     path = folder / name
@@ -314,7 +322,7 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
         shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
     else:
         shown = _searched(config)
-    results = _tuner(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown).fit()
+    results = _fit(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown)
     _drop_orphans(state, rs.run_id, "search", results)
     rs.best, rs.best_val_acc = _best_setting(results)
     rs.trials = len(results)
@@ -334,7 +342,7 @@ def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, f
                                   reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
                             {**_common_tags(config, rate), "stage": "final"}, echo)
-    results = _tuner(config, folder, f"final-{rate:g}", param_space, tune_config, tracker, ["seed"]).fit()
+    results = _fit(config, folder, f"final-{rate:g}", param_space, tune_config, tracker, ["seed"])
     _drop_orphans(state, rs.run_id, "final", results)
     rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
     client = client_for(state.tracking_uri)

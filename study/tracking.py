@@ -145,11 +145,14 @@ class MlflowTracker(Callback):
 
 
 def error_reason(error_file: str | None) -> str:
-    """The exception line of a Tune trial's error file ("FloatingPointError: ..."), else what is known."""
+    """The exception line of the last failure in a Tune trial's error file ("FloatingPointError: ..."), else its last
+    line, or what is known."""
     try:
         lines = [line.strip() for line in Path(error_file).read_text(errors="replace").splitlines() if line.strip()]
     except (OSError, TypeError):
         return f"unknown (error file {error_file!r} unreadable)"
+    starts = [i for i, line in enumerate(lines) if line.startswith("Failure # ")]  # Tune appends each failure
+    lines = lines[starts[-1] + 1:] if starts else lines
     found = [line for line in lines if _EXCEPTION.match(line)]
     return (found or lines or ["unknown (empty error file)"])[-1]
 
