@@ -7,11 +7,13 @@ import math
 import os
 import statistics
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import ray
+from mlflow.entities import Metric, Param
 from optuna.samplers import TPESampler
 from ray import tune
 from ray._private import ray_constants
@@ -21,6 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
+from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.retries import retrying_crashes_only
 from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from reports import default_tracking_uri
@@ -117,7 +120,8 @@ def check_data(config: StudyConfig, *, download: bool = False) -> None:
 
 
 def check_destinations(config: StudyConfig, storage: str | None = None) -> None:
-    """A ConfigError unless the MLflow store and the storage folder can be written, checked without writing."""
+    """A ConfigError unless the MLflow store and the storage folder can be written (a tracking server: answers),
+    checked without writing."""
     uri = default_tracking_uri(config.tracking_uri)
     key = "tracking_uri" if config.tracking_uri or "MLFLOW_TRACKING_URI" not in os.environ else "$MLFLOW_TRACKING_URI"
     scheme = uri.partition(":")[0].split("+")[0] if "://" in uri else ""
@@ -131,9 +135,16 @@ def check_destinations(config: StudyConfig, storage: str | None = None) -> None:
         _check_writable(key, uri, parent)
     elif scheme in ("", "file"):
         _check_writable(key, uri, Path(uri.removeprefix("file://")).expanduser().resolve())
+    check_tracking(uri, key)
     folder = storage or config.storage
     if folder is None or "://" not in folder:  # a URI (s3://, gs://) is Ray Tune's to check
         _check_writable("--storage" if storage else "storage", folder or "./ray_results", study_folder(config, storage))
+
+
+def check_tracking(uri: str, key: str = "tracking_uri") -> None:
+    """A ConfigError unless MLflow at `uri` answers, where it is a server (http, https); checked within seconds."""
+    if uri.partition(":")[0] in ("http", "https"):
+        check_answers(key, uri)
 
 
 def _check_writable(key: str, value: str, path: Path) -> None:
@@ -171,39 +182,48 @@ def check_same_study(config: StudyConfig, folder: Path) -> None:
                               "continue it with `study resume`, or give this one another name")
 
 
-def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None,
-              echo: Echo = print) -> StudyState:
-    """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow."""
+def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None, echo: Echo = print,
+              tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
+    """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow.
+
+    While MLflow does not answer, trials go on and their writes wait; where a write must be done before the study goes
+    on (a stage's end), the study waits up to `tracking_patience` seconds for MLflow, then stops (TrackingUnavailable)
+    with its state saved: `resume_study` then writes what MLflow lacks.
+    """
     folder = study_folder(config, storage)
     check_same_study(config, folder)
     connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
     folder.mkdir(parents=True, exist_ok=True)
-    state = StudyState.load(folder) if (folder / STATE_FILE).exists() else _new_state(config)
+    saved = StudyState.load(folder) if (folder / STATE_FILE).exists() else None
+    outage = Outage(saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri), echo, tracking_patience)
+    state = saved or _new_state(config, outage)
     state.save(folder)
     previous_best: dict[str, Any] | None = None
     for index, rate in enumerate(config.noise_rates):
         key = f"{rate:g}"
-        rs = state.rates.get(key) or RateState(_rate_run(state, config, rate))
+        rs = state.rates.get(key) or RateState(_rate_run(state, config, rate, outage))
         state.rates[key] = rs
         state.save(folder)
         if not rs.search_done:
             echo(f"noise rate {rate:g}: searching {config.method} ({_search_size(config)} trials)")
-            _search(config, state, rs, rate, index, previous_best, folder, echo)
+            _search(config, state, rs, rate, index, previous_best, folder, outage)
             state.save(folder)
         previous_best = rs.best
         if config.final.n_seeds and not rs.final_done:
             echo(f"noise rate {rate:g}: retraining {_fmt(rs.best)} on the whole training set, {config.final.n_seeds} seeds")
-            _final(config, state, rs, rate, folder, echo)
+            _final(config, state, rs, rate, folder, outage)
             state.save(folder)
-    _close_study(state)
+    outage.patiently(lambda: _close_study(state))
     return state
 
 
-def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = print) -> StudyState:
+def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = print,
+                 tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
     """Continue the study whose folder is `path`: finished trials are kept, unfinished ones resume."""
     folder = Path(path).expanduser().resolve()
     config = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=address is not None)
-    return run_study(config, address=address, storage=str(folder.parent), echo=echo)
+    return run_study(config, address=address, storage=str(folder.parent), echo=echo,
+                     tracking_patience=tracking_patience)
 
 
 def summary_table(state: StudyState) -> str:
@@ -216,23 +236,28 @@ def summary_table(state: StudyState) -> str:
     return "\n".join(rows)
 
 
-def _new_state(config: StudyConfig) -> StudyState:
-    uri = default_tracking_uri(config.tracking_uri)
+def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
+    uri = outage.uri
     client = client_for(uri)
-    experiment = client.get_experiment_by_name(config.name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
-        config.name, artifact_location=artifact_location(uri, config.name))
+
+    def find_or_create() -> str:
+        experiment = client.get_experiment_by_name(config.name)
+        return experiment.experiment_id if experiment else client.create_experiment(
+            config.name, artifact_location=artifact_location(uri, config.name))
+
+    experiment_id = outage.patiently(find_or_create)
     tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
             "method": config.method, "dataset": config.train.dataset, "noise": config.noise, "git_commit": _git_commit()}
-    run_id = client.create_run(experiment_id, tags=tags).info.run_id
-    client.log_dict(run_id, config.to_dict(), "study_config.json")
+    run_id = outage.patiently(lambda: client.create_run(experiment_id, tags=tags).info.run_id)
+    outage.patiently(lambda: client.log_dict(run_id, config.to_dict(), "study_config.json"))
     return StudyState(config.to_dict(), uri, experiment_id, run_id)
 
 
-def _rate_run(state: StudyState, config: StudyConfig, rate: float) -> str:
+def _rate_run(state: StudyState, config: StudyConfig, rate: float, outage: Outage) -> str:
     tags = {**_common_tags(config, rate), "mlflow.runName": f"noise-{rate:g}", "stage": "noise_rate",
             PARENT_TAG: state.study_run_id}
-    return client_for(state.tracking_uri).create_run(state.experiment_id, tags=tags).info.run_id
+    client = client_for(state.tracking_uri)
+    return outage.patiently(lambda: client.create_run(state.experiment_id, tags=tags).info.run_id)
 
 
 def _common_tags(config: StudyConfig, rate: float) -> dict[str, str]:
@@ -292,7 +317,7 @@ def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, 
 
 
 def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, index: int,
-            previous_best: dict[str, Any] | None, folder: Path, echo: Echo) -> None:
+            previous_best: dict[str, Any] | None, folder: Path, outage: Outage) -> None:
     s = config.search
     param_space: dict[str, Any] = {TRAIN_KEY: _base(config, rate, "search")}
     scheduler = None
@@ -317,38 +342,41 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
                                       scheduler=scheduler, num_samples=_search_size(config), reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, rate), "stage": "search"}, echo)
+                            {**_common_tags(config, rate), "stage": "search"}, outage.echo, outage)
     if s.mode == "grid":
         shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
     else:
         shown = _searched(config)
     results = _fit(config, folder, f"search-{rate:g}", param_space, tune_config, tracker, shown)
-    _drop_orphans(state, rs.run_id, "search", results)
+    tracker.complete(results)
+    outage.patiently(lambda: _drop_orphans(state, rs.run_id, "search", results))
     rs.best, rs.best_val_acc = _best_setting(results)
     rs.trials = len(results)
     client = client_for(state.tracking_uri)
-    client.log_dict(rs.run_id, rs.best, "best_setting.json")
-    for k, v in rs.best.items():
-        client.log_param(rs.run_id, f"best.{k}", v)
-    client.log_metric(rs.run_id, "best_val_acc", rs.best_val_acc)
-    client.log_metric(rs.run_id, "trials", rs.trials)
+    outage.patiently(lambda: client.log_dict(rs.run_id, rs.best, "best_setting.json"))
+    now = int(time.time() * 1000)  # one time for every try: a repeated try of a batch that was written adds nothing
+    params = [Param(f"best.{k}", str(v)) for k, v in rs.best.items()]
+    metrics = [Metric("best_val_acc", rs.best_val_acc, now, 0), Metric("trials", rs.trials, now, 0)]
+    outage.patiently(lambda: client.log_batch(rs.run_id, metrics=metrics, params=params))
     rs.search_done = True
 
 
-def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, folder: Path, echo: Echo) -> None:
+def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, folder: Path, outage: Outage) -> None:
     param_space = {TRAIN_KEY: _base(config, rate, "final"), **rs.best,
                    "seed": tune.grid_search(list(range(config.final.n_seeds)))}
     tune_config = tune.TuneConfig(metric="test_acc", mode="max", max_concurrent_trials=config.search.max_concurrent,
                                   reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, rate), "stage": "final"}, echo)
+                            {**_common_tags(config, rate), "stage": "final"}, outage.echo, outage)
     results = _fit(config, folder, f"final-{rate:g}", param_space, tune_config, tracker, ["seed"])
-    _drop_orphans(state, rs.run_id, "final", results)
+    tracker.complete(results)
+    outage.patiently(lambda: _drop_orphans(state, rs.run_id, "final", results))
     rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
-    client = client_for(state.tracking_uri)
     if rs.final_test:
-        client.log_metric(rs.run_id, "final_test_acc_mean", statistics.mean(rs.final_test))
-        client.log_metric(rs.run_id, "final_test_acc_std", _std(rs.final_test))
+        now = int(time.time() * 1000)
+        metrics = [Metric("final_test_acc_mean", statistics.mean(rs.final_test), now, 0),
+                   Metric("final_test_acc_std", _std(rs.final_test), now, 0)]
+        outage.patiently(lambda: client_for(state.tracking_uri).log_batch(rs.run_id, metrics=metrics))
     rs.final_done = True
 
 
