@@ -21,6 +21,7 @@ FIRST_WAIT_S, LONGEST_WAIT_S = 1.0, 16.0  # between tries while MLflow does not 
 DEFAULT_PATIENCE_S = 600.0  # how long a study waits for MLflow at the end of a stage before it stops, resumable
 _FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S)}
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\"()]+")
+_QUOTED = re.compile(r"'([^']+)'")
 
 
 class TrackingUnavailable(RuntimeError):
@@ -53,14 +54,16 @@ def unanswered(error: BaseException) -> bool:
 
 
 def reason(error: BaseException) -> str:
-    """A short cause: "[Errno 111] Connection refused", "timed out", else the error's first line, cut at 200."""
+    """A short cause: "[Errno 111] Connection refused", "timed out", the innermost message of what urllib3 says caused
+    it ("Remote end closed connection without response"), else the error's first line, cut at 200."""
     text = str(error)
     found = _ERRNO.search(text)
     if found:
         return found.group(0).strip()
     if isinstance(error.__cause__, requests.Timeout) or "timeout exception" in text:
         return "timed out"
-    return (text.splitlines() or [type(error).__name__])[0][:200]
+    quoted = _QUOTED.findall(text.rpartition("Caused by ")[2]) if "Caused by " in text else []
+    return quoted[-1] if quoted else (text.splitlines() or [type(error).__name__])[0][:200]
 
 
 class Outage:

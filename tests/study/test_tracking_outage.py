@@ -161,6 +161,7 @@ def test_mlflow_server_outage_loses_no_metric(server: MlflowServer, tmp_path: Pa
     code = main(["run", *sum((["--set", o] for o in overrides), []), "--tracking-patience", "2"])
     join()
     out, err = capsys.readouterr()
+    stopped = [*(line for line in out.splitlines() if line.startswith(("MLflow at ", "waiting "))), err.strip()]
     assert code == TEMPFAIL, err[-3000:]
     assert err.count("\n") == 1 and err.startswith(f"error: MLflow at {server.uri} has not answered for 2 s"), err
     assert f"continue with: study resume {folder}" in err and "Traceback" not in err
@@ -221,7 +222,9 @@ def test_mlflow_server_outage_loses_no_metric(server: MlflowServer, tmp_path: Pa
     summary = pd.read_csv(tmp_path / "report" / "outage" / "summary.csv")
     assert summary["failed"].tolist() == [0] and summary["trials"].tolist() == [2]
     with capsys.disabled():
-        print(f"\nfigures: stopped run: {expected_search - before} of {expected_search} search metric values missing "
+        print("", *stopped, *(line for line in out.splitlines() if line.startswith(("MLflow at ", "waiting "))),
+              sep="\n")
+        print(f"figures: stopped run: {expected_search - before} of {expected_search} search metric values missing "
               f"in MLflow before resume; outage during resume: {failed} tries failed, {waited} writes waited; "
               f"metric values logged/recorded: search {counts['search']}, final {counts['final']}; lost: 0")
 
