@@ -50,7 +50,7 @@ def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
 @dataclass(frozen=True)
 class _Write:
     """One write of a trial's to MLflow: its run (created if new; params once `config` is known), then its metrics at
-    `step`, or its end (`tags` and a `status`)."""
+    `step`, its `tags`, and its end (a `status`)."""
 
     trial_id: str
     config: Mapping[str, Any] | None = None
