@@ -26,7 +26,11 @@ def setup(data: StudyData) -> tuple[str, str, str]:
 
 def comparable_studies(data: StudyData) -> list[StudyData]:
     """`data` and every other study in its store with the same data set, model and noise kind, sorted by method, then
-    name."""
+    name (found once per StudyData)."""
+    return data.derived("comparable_studies", lambda: _comparable(data))
+
+
+def _comparable(data: StudyData) -> list[StudyData]:
     client = MlflowClient(data.tracking_uri)
     dataset, _, noise = setup(data)
     found = [data]

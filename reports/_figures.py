@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from reports._compare import comparable_studies
 from reports._load import StudyData
 from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, fmt, has, is_nan,
                            noise_rates, pct_label, pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
 from reports._search import SEARCH_FIGURES
-from reports._tables import grid_means
+from reports._tables import grid_means, search_runs
 from trainers.emphasis import make_emphasis
 
 # The implicit weightings of common losses drawn beside DM's (DESIGN §2): name, parameters, label.
@@ -193,61 +194,137 @@ def _epoch_axis(ax: plt.Axes, epochs: pd.Series) -> None:
     ax.set_xlabel("training epoch")
 
 
-def _mode_figure(data: StudyData) -> Drawn:
+def mode_points(data: StudyData) -> list[tuple[float, float, list[float]]]:
+    """Per noise rate with a chosen DM setting: (rate, ψ = λ/(λ+1) of that setting, the best ψ of each seed's search
+    trials taken alone, in seed order; empty where the search ran one seed)."""
     points = []
     for rate in noise_rates(data):
         setting = best_dm_setting(data, rate)
-        top = ranked_runs(search(data, rate)).head(3)
-        lams = pd.to_numeric(top["lam"], errors="coerce").dropna() if "lam" in top.columns else pd.Series(dtype=float)
         if setting is None:
             continue
-        psi = setting["lam"] / (setting["lam"] + 1)
-        psis = (lams / (lams + 1)).to_numpy() if len(lams) else np.array([psi])
-        points.append((rate * 100, psi, max(psi - psis.min(), 0.0), max(psis.max() - psi, 0.0)))
+        runs = search(data, rate)
+        per_seed = []
+        if {"seed", "lam"} <= set(runs.columns):
+            for _, group in runs.groupby(pd.to_numeric(runs["seed"], errors="coerce"), sort=True):
+                lam = as_number(ranked_runs(group).iloc[0]["lam"]) if group["val_acc"].notna().any() else None
+                if lam is not None:
+                    per_seed.append(lam / (lam + 1))
+        points.append((rate, setting["lam"] / (setting["lam"] + 1), per_seed if len(per_seed) > 1 else []))
+    return points
+
+
+def _mode_figure(data: StudyData) -> Drawn:
+    points = mode_points(data)
     if not points:
         return None
-    x, y, lo, hi = (np.array(v) for v in zip(*points))
+    x = np.array([rate * 100 for rate, _, _ in points])
+    y = np.array([psi for _, psi, _ in points])
+    lo = np.array([max(psi - min(seeds), 0.0) if seeds else 0.0 for _, psi, seeds in points])
+    hi = np.array([max(max(seeds) - psi, 0.0) if seeds else 0.0 for _, psi, seeds in points])
+    step = 0.025 * max(x.max() - x.min(), 20.0)  # each seed's tick a little apart, so equal ones stay visible
+    seeded = [(rate * 100 + step * (j + 1), psi) for rate, _, seeds in points for j, psi in enumerate(seeds)]
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", color=OKABE_ITO[4], ecolor=OKABE_ITO[4], capsize=4, ms=6, lw=1.5,
-                label="chosen setting (bars: range of top-3 trials)")
+                label="chosen setting" + (" (bars: range over seeds)" if seeded else ""), zorder=2)
+    if seeded:
+        sx, sy = zip(*seeded)
+        ax.scatter(sx, sy, marker="D", s=14, color=OKABE_ITO[5], zorder=3, label="best of each seed alone")
     ax.set_xlabel("noise rate (%)")
     ax.set_ylabel("emphasis mode ψ = λ/(λ+1)")
     ax.set_ylim(-0.05, 1.05)
-    pad = max(5.0, 0.08 * (x.max() - x.min()))
+    pad = max(5.0, 0.08 * (x.max() - x.min())) + step * max((len(seeds) for _, _, seeds in points), default=0)
     ax.set_xlim(x.min() - pad, x.max() + pad)
     ax.set_xticks(x)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    caption = ("Emphasis mode ψ = λ/(λ+1) of the chosen DM setting against the noise rate, with bars spanning ψ "
-               "over the top three search trials by validation accuracy.")
+    handles, labels = ax.get_legend_handles_labels()  # the chosen setting first
+    order = sorted(range(len(labels)), key=lambda i: not labels[i].startswith("chosen"))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], frameon=False, loc="lower center",
+              bbox_to_anchor=(0.5, 1.0), ncol=len(order))
+    spread = ("with bars spanning the best ψ of each seed's search trials taken alone (diamonds, to the right)"
+              if seeded else "from one seed per setting, so with no spread over seeds to show")
+    caption = (f"Emphasis mode ψ = λ/(λ+1) of the chosen DM setting (best mean validation accuracy) against the noise "
+               f"rate, {spread}.")
     return fig, caption
+
+
+def p_curves(data: StudyData) -> tuple[float, list[tuple[str, StudyData, pd.Series]]] | None:
+    """The noise rate and trials `p_clean_noisy` draws: the highest rate at which this study's best search trial logged
+    p_clean or p_noisy, and (method, study, trial) for that trial, then the best DM and CCE trials at that rate, from
+    this study or another comparable one in its store (reports._compare), where it has no run of them."""
+    for rate in reversed(noise_rates(data)):
+        method = _study_method(data)
+        own = _best_of(data, rate, method)
+        if own is None or not _has_p(data, own):
+            continue
+        drawn = [(method, data, own)]
+        for other in ("dm", "cce"):
+            if other != method:
+                found = [(other, study, trial) for study in comparable_studies(data)
+                         if (trial := _best_of(study, rate, other)) is not None and _has_p(study, trial)]
+                drawn += found[:1]
+        return rate, drawn
+    return None
+
+
+def _study_method(data: StudyData) -> str:
+    method = data.config.get("method") if isinstance(data.config, dict) else None
+    return str(method or "dm")
+
+
+def _best_of(data: StudyData, rate: float, method: str) -> pd.Series | None:
+    """The best search trial of `method` at `rate` (DM's with best_trial's tie rule)."""
+    if method == "dm":
+        return best_trial(data, rate)
+    trials = data.trials
+    if "method" not in trials.columns:
+        return None
+    ranked = ranked_runs(search_runs(trials[trials["method"] == method], rate, ())[0])
+    return None if ranked.empty else ranked.iloc[0]
+
+
+def _has_p(data: StudyData, trial: pd.Series) -> bool:
+    history = run_history(data, trial["run_id"])
+    return "epoch" in history.columns and (has(history, "p_clean") or has(history, "p_noisy"))
 
 
 def _p_clean_noisy_figure(data: StudyData) -> Drawn:
-    for rate in reversed(noise_rates(data)):
-        trial = best_trial(data, rate)
-        if trial is None:
-            continue
-        history = run_history(data, trial["run_id"])
-        if "epoch" in history.columns and (has(history, "p_clean") or has(history, "p_noisy")):
-            break
-    else:
+    found = p_curves(data)
+    if found is None:
         return None
-    fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    for key, label, colour, marker, size in (("p_clean", "clean examples", OKABE_ITO[4], "o", 9),
-                                             ("p_noisy", "noisy (mislabelled) examples", OKABE_ITO[5], "x", 7)):
-        if has(history, key):  # a hollow circle and a cross stay apart where the two means coincide
-            part = history.dropna(subset=[key, "epoch"])
-            ax.plot(part["epoch"], part[key], marker=marker, ms=size, mfc="none", mew=1.8, color=colour, label=label)
+    rate, drawn = found
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    styles = ("-", "--", ":")
+    labels = []
+    for (method, study, trial), style in zip(drawn, styles):
+        history = run_history(study, trial["run_id"])
+        label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
+        labels.append(label)
+        for key, kind, colour, marker, size in (("p_clean", "clean", OKABE_ITO[4], "o", 8),
+                                                ("p_noisy", "noisy", OKABE_ITO[5], "x", 7)):
+            if has(history, key):  # a hollow circle and a cross stay apart where the two means coincide
+                part = history.dropna(subset=[key, "epoch"])
+                ax.plot(part["epoch"], part[key], ls=style, marker=marker, ms=size, mfc="none", mew=1.6,
+                        color=colour, label=f"{label}: {kind}")
     ax.set_ylim(0, 1)
-    _epoch_axis(ax, history["epoch"])
+    _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
     ax.set_ylabel("mean $p_i$ of the given label")
-    ax.set_title(f"Noise {pct_label(rate)}: λ={fmt(trial.get('lam'))}, β={fmt(trial.get('beta'))}")
+    ax.set_title(f"Noise {pct_label(rate)}")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, loc="best")
-    caption = (f"Mean probability p_i of the given label for clean and for mislabelled training examples over "
-               f"training, for the best search trial at the highest noise rate ({pct_label(rate)}).")
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    methods = {method for method, _, _ in drawn}
+    absent = [name.upper() for name in ("dm", "cce") if name not in methods]
+    gap = f"; no study in this MLflow store has a {' or '.join(absent)} trial at this rate" if absent else ""
+    caption = (f"Mean probability p_i of the given label for clean (blue, circles) and mislabelled (vermilion, "
+               f"crosses) training examples over training, at the highest noise rate ({pct_label(rate)}): "
+               f"{'; '.join(labels)}; each the best search trial by validation accuracy (other studies named in "
+               f"brackets{gap}).")
     return fig, caption
+
+
+def _method_label(method: str, trial: pd.Series) -> str:
+    if method == "dm":
+        return f"DM λ={fmt(trial.get('lam'))}, β={fmt(trial.get('beta'))}"
+    return method.upper() if method in ("cce", "mae", "gce") else method
 
 
 _FIGURES: tuple[tuple[str, Callable[[StudyData], Any]], ...] = (

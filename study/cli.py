@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Sequence
 
 from reports._cli import add_report_options
+from study.outage import DEFAULT_PATIENCE_S, TrackingUnavailable
 from trainers.errors import ConfigError, DataError
+
+TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: MLflow did not answer in time; the study is saved, to be resumed
+IOERR = 74  # sysexits' EX_IOERR: the study's storage could not be written (disk full); resumable once it can
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,15 +38,28 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("path", help="the study's folder, <storage>/<name>")
     resume.add_argument("--address", help="an existing Ray cluster (default: local Ray)")
     resume.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
+    for command in (run, resume):
+        command.add_argument("--tracking-patience", type=seconds, default=DEFAULT_PATIENCE_S, metavar="SECONDS",
+                             help="how long to wait for an MLflow that does not answer before the study stops, "
+                             f"resumable (default: {DEFAULT_PATIENCE_S:g}); trials go on meanwhile")
     listing = sub.add_parser("list", help="list the studies under a storage folder")
     listing.add_argument("--storage", default="ray_results", help="default: ./ray_results")
     add_report_options(sub.add_parser("report", help="write a study's tables, figures and index from MLflow"))
     return p
 
 
+def seconds(text: str) -> float:
+    """A duration in seconds, ≥ 0 (argparse names it in its error line)."""
+    value = float(text)
+    if not value >= 0:  # also nan
+        raise ValueError(text)
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; 2 for a bad config or unreadable data (one line on stderr), 1 where the study's storage cannot
-    be written (one line: where, why, how to go on), 130 when interrupted."""
+    """Run the command; 2 for a bad config or unreadable data (one line on stderr), 130 when interrupted,
+    TEMPFAIL (75) when MLflow stopped answering for longer than --tracking-patience, IOERR (74) when the study's
+    storage could not be written."""
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # one line per finished trial reaches a log file as it happens
@@ -63,13 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 driver.check_data(config, download=args.download)
             folder = driver.study_folder(config, args.storage)
             driver.check_same_study(config, folder)
-            run = lambda: driver.run_study(config, address=args.address, storage=args.storage)  # noqa: E731
+            run = lambda: driver.run_study(config, address=args.address, storage=args.storage,  # noqa: E731
+                                           tracking_patience=args.tracking_patience)
         else:
             folder = Path(args.path).expanduser().resolve()
             config = driver.check_resumable(folder, allow_missing_gpu=args.address is not None)
+            driver.check_tracking(driver.StudyState.load(folder).tracking_uri)
             if args.address is None:
                 driver.check_data(config)
-            run = lambda: driver.resume_study(folder, address=args.address)  # noqa: E731
+            run = lambda: driver.resume_study(folder, address=args.address,  # noqa: E731
+                                              tracking_patience=args.tracking_patience)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -78,9 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: study resume {folder}", file=sys.stderr)
         return 130
+    except TrackingUnavailable as err:
+        again = f"study resume {folder}" if (folder / driver.STATE_FILE).is_file() else "the same command"
+        print(f"error: {err}; the study stopped with nothing lost: once MLflow answers, continue with: {again}",
+              file=sys.stderr)
+        return TEMPFAIL
     except driver.StorageError as error:
         print(f"error: {error}; once it can be written, continue with: study resume {folder}", file=sys.stderr)
-        return 1
+        return IOERR
     print("\n" + driver.summary_table(state))
     print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
     print(f"browse them: mlflow ui --backend-store-uri {state.tracking_uri}")

@@ -7,11 +7,13 @@ import math
 import os
 import statistics
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import ray
+from mlflow.entities import Metric, Param
 from optuna.samplers import TPESampler
 from ray import tune
 from ray._private import ray_constants
@@ -21,8 +23,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study.config import StudyConfig, study_config_from_dict
+from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
                             restore_state_copy)
+from study.retries import retrying_crashes_only
 from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, StorageError, train_trial
@@ -86,8 +90,9 @@ def study_folder(config: StudyConfig, storage: str | None = None) -> Path:
     return Path(storage or config.storage or Path.cwd() / "ray_results").expanduser().resolve() / config.name
 
 
-def connect(address: str | None) -> None:
-    """Join the Ray cluster at `address`, or start a local Ray bound to 127.0.0.1 without a dashboard."""
+def connect(address: str | None, *, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at `address`, or start a local Ray bound to 127.0.0.1 without a dashboard, offering
+    `num_cpus` CPUs to trials (None: all of this machine's)."""
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # we checkpoint each epoch
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's compact status table (CLIReporter), not a box per result
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # no traceback: MlflowTracker says each in one line
@@ -103,7 +108,8 @@ def connect(address: str | None) -> None:
         cluster = ray_constants.ENABLE_RAY_CLUSTER
         ray_constants.ENABLE_RAY_CLUSTER = False
         try:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=num_cpus,
+                     _node_ip_address="127.0.0.1")
         finally:
             ray_constants.ENABLE_RAY_CLUSTER = cluster
 
@@ -123,7 +129,8 @@ def check_data(config: StudyConfig, *, download: bool = False) -> None:
 
 
 def check_destinations(config: StudyConfig, storage: str | None = None) -> None:
-    """A ConfigError unless the MLflow store and the storage folder can be written, checked without writing."""
+    """A ConfigError unless the MLflow store and the storage folder can be written (a tracking server: answers),
+    checked without writing."""
     uri = default_tracking_uri(config.tracking_uri)
     key = "tracking_uri" if config.tracking_uri or "MLFLOW_TRACKING_URI" not in os.environ else "$MLFLOW_TRACKING_URI"
     scheme = uri.partition(":")[0].split("+")[0] if "://" in uri else ""
@@ -137,9 +144,16 @@ def check_destinations(config: StudyConfig, storage: str | None = None) -> None:
         _check_writable(key, uri, parent)
     elif scheme in ("", "file"):
         _check_writable(key, uri, Path(uri.removeprefix("file://")).expanduser().resolve())
+    check_tracking(uri, key)
     folder = storage or config.storage
     if folder is None or "://" not in folder:  # a URI (s3://, gs://) is Ray Tune's to check
         _check_writable("--storage" if storage else "storage", folder or "./ray_results", study_folder(config, storage))
+
+
+def check_tracking(uri: str, key: str = "tracking_uri") -> None:
+    """A ConfigError unless MLflow at `uri` answers, where it is a server (http, https); checked within seconds."""
+    if uri.partition(":")[0] in ("http", "https"):
+        check_answers(key, uri)
 
 
 def _check_writable(key: str, value: str, path: Path) -> None:
@@ -177,52 +191,53 @@ def check_same_study(config: StudyConfig, folder: Path) -> None:
                               "continue it with `study resume`, or give this one another name")
 
 
-def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None,
-              echo: Echo = print) -> StudyState:
-    """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow."""
+def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None, echo: Echo = print,
+              tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
+    """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow.
+
+    While MLflow does not answer, trials go on and their writes wait; where a write must be done before the study goes
+    on (a stage's end), the study waits up to `tracking_patience` seconds for MLflow, then stops (TrackingUnavailable)
+    with its state saved: `resume_study` then writes what MLflow lacks. Where its folder cannot be written (a full
+    disk), it stops at the first failed write (StorageError), to be resumed once it can.
+    """
     folder = study_folder(config, storage)
     check_same_study(config, folder)
     connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
     try:
-        state = _run_rates(config, folder, echo)
-    except StorageError as error:
-        raise StorageError(error.path or folder, error.reason) from None
-    _close_study(state)
-    return state
-
-
-def _run_rates(config: StudyConfig, folder: Path, echo: Echo) -> StudyState:
-    """Search each noise rate and retrain its best, as far as not done already; the study's state."""
-    try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError.of(folder, error) from None
-    state = StudyState.load(folder) if (folder / STATE_FILE).exists() else _new_state(config)
+    saved = StudyState.load(folder) if (folder / STATE_FILE).exists() else None
+    outage = Outage(saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri), echo, tracking_patience)
+    state = saved or _new_state(config, outage)
     state.save(folder)
     previous_best: dict[str, Any] | None = None
     for index, rate in enumerate(config.noise_rates):
         key = f"{rate:g}"
-        rs = state.rates.get(key) or RateState(_rate_run(state, config, rate))
+        rs = state.rates.get(key) or RateState(_rate_run(state, config, rate, outage))
         state.rates[key] = rs
         state.save(folder)
         if not rs.search_done:
             echo(f"noise rate {rate:g}: searching {config.method} ({_search_size(config)} trials)")
-            _search(config, state, rs, rate, index, previous_best, folder, echo)
+            _search(config, state, rs, rate, index, previous_best, folder, outage)
             state.save(folder)
         previous_best = rs.best
         if config.final.n_seeds and not rs.final_done:
             echo(f"noise rate {rate:g}: retraining {_fmt(rs.best)} on the whole training set, "
                  f"{config.final.n_seeds} seeds")
-            _final(config, state, rs, rate, folder, echo)
+            _final(config, state, rs, rate, folder, outage)
             state.save(folder)
+    outage.patiently(lambda: _close_study(state))
     return state
 
 
-def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = print) -> StudyState:
+def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = print,
+                 tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
     """Continue the study whose folder is `path`: finished trials are kept, unfinished ones resume."""
     folder = Path(path).expanduser().resolve()
     config = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=address is not None)
-    return run_study(config, address=address, storage=str(folder.parent), echo=echo)
+    return run_study(config, address=address, storage=str(folder.parent), echo=echo,
+                     tracking_patience=tracking_patience)
 
 
 def summary_table(state: StudyState) -> str:
@@ -235,30 +250,36 @@ def summary_table(state: StudyState) -> str:
     return "\n".join(rows)
 
 
-def _new_state(config: StudyConfig) -> StudyState:
-    uri = default_tracking_uri(config.tracking_uri)
+def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
+    uri = outage.uri
     client = client_for(uri)
-    experiment = client.get_experiment_by_name(config.name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
-        config.name, artifact_location=artifact_location(uri, config.name))
+
+    def find_or_create() -> str:
+        experiment = client.get_experiment_by_name(config.name)
+        return experiment.experiment_id if experiment else client.create_experiment(
+            config.name, artifact_location=artifact_location(uri, config.name))
+
+    experiment_id = outage.patiently(find_or_create)
     tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
             "method": config.method, "dataset": config.train.dataset, "noise": config.noise, "git_commit": _git_commit()}
-    run_id = client.create_run(experiment_id, tags=tags).info.run_id
-    client.log_dict(run_id, config.to_dict(), "study_config.json")
+    run_id = outage.patiently(lambda: client.create_run(experiment_id, tags=tags).info.run_id)
+    outage.patiently(lambda: client.log_dict(run_id, config.to_dict(), "study_config.json"))
     return StudyState(config.to_dict(), uri, experiment_id, run_id)
 
 
-def _rate_run(state: StudyState, config: StudyConfig, rate: float) -> str:
+def _rate_run(state: StudyState, config: StudyConfig, rate: float, outage: Outage) -> str:
     """The noise rate's run under the study's: the one a driver killed before it saved its state made, or a new one."""
-    client = client_for(state.tracking_uri)
-    query = (f"tags.`{PARENT_TAG}` = '{state.study_run_id}' and tags.stage = 'noise_rate' "
-             f"and tags.noise_rate = '{rate:g}'")
-    found = client.search_runs([state.experiment_id], query)
-    if found:
-        return found[0].info.run_id
     tags = {**_common_tags(config, rate), "mlflow.runName": f"noise-{rate:g}", "stage": "noise_rate",
             PARENT_TAG: state.study_run_id}
-    return client.create_run(state.experiment_id, tags=tags).info.run_id
+    query = (f"tags.`{PARENT_TAG}` = '{state.study_run_id}' and tags.stage = 'noise_rate' "
+             f"and tags.noise_rate = '{rate:g}'")
+    client = client_for(state.tracking_uri)
+
+    def find_or_create() -> str:
+        found = client.search_runs([state.experiment_id], query)
+        return found[0].info.run_id if found else client.create_run(state.experiment_id, tags=tags).info.run_id
+
+    return outage.patiently(find_or_create)
 
 
 def _common_tags(config: StudyConfig, rate: float) -> dict[str, str]:
@@ -279,8 +300,27 @@ def _trainable(config: StudyConfig) -> Any:
 
 
 def _search_size(config: StudyConfig) -> int:
+    """Trials per noise rate: the grid's cells × repeats, else num_samples, or 1 where a method has nothing to search
+    (CCE with fixed lr and weight decay: every trial would be the same run)."""
     s = config.search
-    return len(s.grid_cells()) * s.repeats if s.mode == "grid" else s.num_samples
+    if s.mode == "grid":
+        return len(s.grid_cells()) * s.repeats
+    return s.num_samples if _searched(config) else 1
+
+
+def _searched(config: StudyConfig) -> list[str]:
+    """The names an optuna-mode search varies."""
+    s = config.search
+    return [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
+            *(["weight_decay"] if s.tune_weight_decay else [])]
+
+
+def _fit(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
+         callbacks: list[tune.Callback], shown: list[str]) -> tune.ResultGrid:
+    """Run the Tuner `name` (restored if started before); a failed trial is retried unless a retry would fail alike.
+    A StorageError where the study's folder cannot be written."""
+    with retrying_crashes_only():
+        return fit(_tuner(config, folder, name, param_space, tune_config, callbacks, shown), folder)
 
 
 def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
@@ -302,7 +342,7 @@ def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, 
 
 
 def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, index: int,
-            previous_best: dict[str, Any] | None, folder: Path, echo: Echo) -> None:
+            previous_best: dict[str, Any] | None, folder: Path, outage: Outage) -> None:
     s = config.search
     param_space: dict[str, Any] = {TRAIN_KEY: _base(config, rate, "search")}
     scheduler = None
@@ -325,43 +365,45 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
         searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
                                 sampler=TPESampler(seed=s.seed + index))
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
-                                      scheduler=scheduler, num_samples=s.num_samples, reuse_actors=True)
+                                      scheduler=scheduler, num_samples=_search_size(config), reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, rate), "stage": "search"}, echo)
+                            {**_common_tags(config, rate), "stage": "search"}, outage.echo, outage)
     if s.mode == "grid":
         shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
     else:
-        shown = [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
-                 *(["weight_decay"] if s.tune_weight_decay else [])]
+        shown = _searched(config)
     callbacks = [StopOnStorageError(), tracker, KeepStateCopy(), *([SchedulerState(scheduler)] if scheduler else [])]
-    results = fit(_tuner(config, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown))
-    _drop_orphans(state, rs.run_id, "search", results)
+    results = _fit(config, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown)
+    tracker.complete(results)
+    outage.patiently(lambda: _drop_orphans(state, rs.run_id, "search", results))
     rs.best, rs.best_val_acc = _best_setting(results)
     rs.trials = len(results)
     client = client_for(state.tracking_uri)
-    client.log_dict(rs.run_id, rs.best, "best_setting.json")
-    for k, v in rs.best.items():
-        client.log_param(rs.run_id, f"best.{k}", v)
-    client.log_metric(rs.run_id, "best_val_acc", rs.best_val_acc)
-    client.log_metric(rs.run_id, "trials", rs.trials)
+    outage.patiently(lambda: client.log_dict(rs.run_id, rs.best, "best_setting.json"))
+    now = int(time.time() * 1000)  # one time for every try: a repeated try of a batch that was written adds nothing
+    params = [Param(f"best.{k}", str(v)) for k, v in rs.best.items()]
+    metrics = [Metric("best_val_acc", rs.best_val_acc, now, 0), Metric("trials", rs.trials, now, 0)]
+    outage.patiently(lambda: client.log_batch(rs.run_id, metrics=metrics, params=params))
     rs.search_done = True
 
 
-def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, folder: Path, echo: Echo) -> None:
+def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, folder: Path, outage: Outage) -> None:
     param_space = {TRAIN_KEY: _base(config, rate, "final"), **rs.best,
                    "seed": tune.grid_search(list(range(config.final.n_seeds)))}
     tune_config = tune.TuneConfig(metric="test_acc", mode="max", max_concurrent_trials=config.search.max_concurrent,
                                   reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, rate), "stage": "final"}, echo)
+                            {**_common_tags(config, rate), "stage": "final"}, outage.echo, outage)
     callbacks = [StopOnStorageError(), tracker, KeepStateCopy()]
-    results = fit(_tuner(config, folder, f"final-{rate:g}", param_space, tune_config, callbacks, ["seed"]))
-    _drop_orphans(state, rs.run_id, "final", results)
+    results = _fit(config, folder, f"final-{rate:g}", param_space, tune_config, callbacks, ["seed"])
+    tracker.complete(results)
+    outage.patiently(lambda: _drop_orphans(state, rs.run_id, "final", results))
     rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
-    client = client_for(state.tracking_uri)
     if rs.final_test:
-        client.log_metric(rs.run_id, "final_test_acc_mean", statistics.mean(rs.final_test))
-        client.log_metric(rs.run_id, "final_test_acc_std", _std(rs.final_test))
+        now = int(time.time() * 1000)
+        metrics = [Metric("final_test_acc_mean", statistics.mean(rs.final_test), now, 0),
+                   Metric("final_test_acc_std", _std(rs.final_test), now, 0)]
+        outage.patiently(lambda: client_for(state.tracking_uri).log_batch(rs.run_id, metrics=metrics))
     rs.final_done = True
 
 

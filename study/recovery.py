@@ -31,7 +31,7 @@ def restore_state_copy(experiment: Path) -> bool:
                 for path in copy.iterdir():
                     shutil.copy2(path, experiment)
             except OSError as error:
-                raise StorageError.of(None, error) from None
+                raise StorageError.of(experiment, error) from None
             return True
     return False
 
@@ -122,13 +122,15 @@ class SchedulerState(Callback):
         vars(self.scheduler).update(state["scheduler"])
 
 
-def fit(tuner: tune.Tuner) -> tune.ResultGrid:
-    """`tuner.fit()`; the StorageError that a callback here raised, where Tune wrapped it in a TuneError."""
+def fit(tuner: tune.Tuner, storage: Path) -> tune.ResultGrid:
+    """`tuner.fit()`; the StorageError that a callback here raised (where Tune wrapped it in a TuneError), naming
+    `storage` where it names no folder."""
     try:
         return tuner.fit()
     except TuneError as error:
-        if isinstance(error.__context__, StorageError):  # Tune raises its TuneError while handling a callback's
-            raise error.__context__ from None
+        cause = error.__context__  # Tune raises its TuneError while it handles a callback's error
+        if isinstance(cause, StorageError):
+            raise StorageError(cause.path or storage, cause.reason) from None
         raise
 
 

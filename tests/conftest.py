@@ -6,6 +6,7 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -60,13 +61,15 @@ def short_tmpdir() -> str:
 
 
 @pytest.fixture(scope="session")
-def ray_session(tmp_path_factory: pytest.TempPathFactory):
-    """One local Ray for all the integration tests: 127.0.0.1, no dashboard, its own RAY_TMPDIR, shut down at the end."""
+def ray_session() -> Iterator[None]:
+    """One local Ray for all the integration tests, started as the study driver starts one (127.0.0.1, no dashboard),
+    with two CPUs and its own RAY_TMPDIR; shut down at the end."""
     import ray
+
+    from study.driver import connect
 
     os.environ["RAY_TMPDIR"] = short_tmpdir()  # Ray's socket paths under it must stay within 107 characters
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    context = ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False,
-                       _node_ip_address="127.0.0.1")
-    yield context
+    connect(None, num_cpus=2)
+    yield
     ray.shutdown()

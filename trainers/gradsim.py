@@ -76,12 +76,14 @@ def weights_from_cosines(cos: Tensor, a: float, k: int, *, groups: Tensor | None
     is no evidence either way; the others share the rest in proportion to their scores.
     """
     check_a_k(a, k)
-    cos = at_least_float32(cos.detach())
     n = cos.shape[0]
+    scores = at_least_float32(cos.detach()).clone().fill_diagonal_(-math.inf)
+    if groups is None and n > 1:  # every example has n − 1 others: no masks needed
+        return (a * scores.topk(min(k, n - 1), dim=1).values).logsumexp(1).softmax(0)
     others = ~torch.eye(n, dtype=torch.bool, device=cos.device)
     if groups is not None:
         others &= groups[:, None] == groups[None, :]
-    top = cos.masked_fill(~others, -math.inf).topk(min(k, n - 1), dim=1).values
+    top = scores.masked_fill(~others, -math.inf).topk(min(k, n - 1), dim=1).values
     log_score = torch.where(top > -math.inf, a * top, -math.inf).logsumexp(1)
     alone = ~others.any(1)  # no host sync below: where all are alone, the NaN of an empty softmax is overwritten
     weights = log_score.masked_fill(alone, -math.inf).softmax(0) * (1 - alone.to(log_score.dtype).mean())

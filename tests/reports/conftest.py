@@ -31,7 +31,8 @@ def report_study(tmp_path_factory: pytest.TempPathFactory, ray_session) -> tuple
 @pytest.fixture(scope="session")
 def free_store(tmp_path_factory: pytest.TempPathFactory, ray_session) -> tuple[str, Path]:
     """(tracking URI, folder) of a store holding two studies on digits at noise rate 0.2: "free", a free Optuna
-    search of DM (4 trials, 2 final seeds), and "cce1", CCE (2 trials, 1 final seed)."""
+    search of DM (4 trials, 2 final seeds), and "cce1", CCE (2 trials asked, 1 run as CCE has nothing to search;
+    1 final seed)."""
     tmp = tmp_path_factory.mktemp("free-store")
     common = ["noise_rates=[0.2]", "train.epochs=1", "search.max_concurrent=2"]
     run_small_study(tmp, ["name=free", "search.num_samples=4", "final.n_seeds=2", *common])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from reports import StudyData, load_study
-from reports._figures import curve_settings, make_figures, normalised_curve
+from reports._figures import curve_settings, make_figures, mode_points, normalised_curve, p_curves
 from reports._tables import grid_means
 
 
@@ -62,6 +62,30 @@ def test_weighting_curves_have_unit_area(data) -> None:
         curve = normalised_curve(name, params, p)
         assert np.all(curve >= 0)
         assert np.trapezoid(curve, p) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_mode_bars_span_the_best_psi_of_each_seed_alone(data, figures) -> None:
+    points = mode_points(data)
+    assert [rate for rate, _, _ in points] == [0.0, 0.4]
+    for rate, psi, per_seed in points:
+        row = data.rates[data.rates["noise_rate"] == rate].iloc[0]
+        assert psi == pytest.approx(row["best.lam"] / (row["best.lam"] + 1))
+        search = data.trials[(data.trials["stage"] == "search") & (data.trials["noise_rate"] == rate)]
+        expected = []
+        for seed in sorted(search["seed"].astype(int).unique()):  # the grid ran every cell with seeds 0 and 1
+            runs = search[search["seed"].astype(int) == seed]
+            best = runs.sort_values(["val_acc", "run_id"], ascending=[False, True]).iloc[0]
+            expected.append(best["lam"] / (best["lam"] + 1))
+        assert len(expected) == 2 and per_seed == pytest.approx(expected)
+    caption = dict((png.stem, caption) for png, caption in figures)["mode_vs_noise"]
+    assert "each seed's search trials taken alone (diamonds" in caption
+
+
+def test_p_clean_noisy_says_no_cce_is_at_hand_in_a_store_without_one(data, figures) -> None:
+    rate, drawn = p_curves(data)
+    assert rate == 0.4 and [(method, study.name) for method, study, _ in drawn] == [("dm", "rep")]
+    caption = dict((png.stem, caption) for png, caption in figures)["p_clean_noisy"]
+    assert "no study in this MLflow store has a CCE trial at this rate" in caption
 
 
 def test_normalised_curve_of_cce_is_two_times_one_minus_p() -> None:

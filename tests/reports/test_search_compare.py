@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from reports import load_study
 from reports._compare import comparable_studies, comparison_table, published_comparison
-from reports._figures import make_figures
+from reports._figures import make_figures, p_curves
 from reports._published import PUBLISHED
 from reports._search import importance_table, importances, search_study
 from reports._tables import ablation_grid, emphasis_mode_table, search_trials_table
@@ -82,6 +82,22 @@ def test_the_search_figures_are_drawn_for_a_free_search(free, tmp_path: Path) ->
     names = [png.stem for png, _ in make_figures(free, tmp_path)]
     assert "grid_0.2" not in names
     assert names[-3:] == ["search_lam_beta", "search_history", "param_importances"]
+
+
+def test_p_clean_noisy_sets_the_best_cce_trial_beside_the_best_dm_from_the_other_study(free_store, free) -> None:
+    uri, _ = free_store
+
+    def best(name: str):  # the study's best search trial by val_acc (ties: lowest run id), straight from MLflow
+        return min(logged(uri, name, "search"), key=lambda r: (-r.data.metrics["val_acc"], r.info.run_id)).info.run_id
+
+    assert len(logged(uri, "cce1", "search")) == 1  # 2 asked, but CCE has nothing to search: 1 trial, not 2 alike
+    rate, drawn = p_curves(free)
+    assert rate == RATE
+    assert [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
+        ("dm", "free", best("free")), ("cce", "cce1", best("cce1"))]
+    rate, drawn = p_curves(load_study(uri, "cce1"))  # a CCE study draws the best DM of the store beside its own
+    assert [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
+        ("cce", "cce1", best("cce1")), ("dm", "free", best("free"))]
 
 
 def test_the_comparison_table_holds_each_study_s_final_test_accuracy(free_store, free) -> None:

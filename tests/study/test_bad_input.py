@@ -78,9 +78,12 @@ def study_folder(name: str, state: str | None) -> Make:
     return make
 
 
-def saved_state(config: dict) -> str:
-    return json.dumps({"config": config, "tracking_uri": "sqlite:///nowhere.db", "experiment_id": "1",
+def saved_state(config: dict, tracking_uri: str = "sqlite:///nowhere.db") -> str:
+    return json.dumps({"config": config, "tracking_uri": tracking_uri, "experiment_id": "1",
                        "study_run_id": "0", "rates": {}})
+
+
+NO_SERVER = "http://127.0.0.1:1"  # nothing listens on port 1 (tcpmux): the connection is refused
 
 
 ASIDE = "{aside}"  # replaced by the aside folder in a case's expected fragments
@@ -167,6 +170,12 @@ CASES: list[tuple[str, Make, tuple[str, ...]]] = [
      ("error: tracking_uri: 'foo://x' is not allowed", "an MLflow tracking URI: sqlite:///PATH")),
     ("tracking-uri-folder-missing", lambda aside, request: ["run", "--set", f"tracking_uri=sqlite:///{aside}/no/m.db"],
      ("error: tracking_uri: 'sqlite:///{aside}/no/m.db' is not allowed", "a folder that exists: {aside}/no does not")),
+    ("tracking-server-unreachable", run_set(f"tracking_uri={NO_SERVER}"),
+     (f"error: tracking_uri: '{NO_SERVER}' is not allowed", "an MLflow tracking server that answers; none does there",
+      "Connection refused")),
+    ("resume-tracking-server-unreachable", study_folder("served", saved_state(StudyConfig(name="served").to_dict(),
+                                                                            NO_SERVER)),
+     (f"error: tracking_uri: '{NO_SERVER}' is not allowed", "none does there", "Connection refused")),
     ("storage-is-a-file", storage_a_file,
      ("error: --storage: '{aside}/file' is not allowed", "a folder that can be written: {aside}/file is a file")),
     ("unknown-option", lambda aside, request: ["run", "--bogus"],

@@ -1,5 +1,6 @@
 """Faults a study survives, with the real parts (Ray Tune, Optuna, MLflow on SQLite): a trial whose loss becomes NaN
-fails alone, with its reason in MLflow, while eight trials report into one SQLite store at once and lose nothing."""
+fails alone and at once (no retry), with its reason in MLflow, while eight trials report into one SQLite store at once
+and lose nothing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from ray import tune
 
 from reports import write_report
 from study.config import load_study_config
@@ -36,6 +38,12 @@ def test_diverging_trials_fail_alone_and_eight_concurrent_trials_lose_no_metric(
     for run in failed:
         assert run.data.tags["error"].startswith("FloatingPointError: the training loss became nan"), run.data.tags
     assert sum("failed: FloatingPointError" in line for line in lines) == 4
+    # each diverging trial failed once and was not retried (a retry would diverge again), though Tune retries crashes
+    trials = tune.ExperimentAnalysis(f"{tmp_path}/ray/faults/search-0.2").trials
+    assert sorted((t.status, t.num_failures) for t in trials) == [("ERROR", 1)] * 4 + [("TERMINATED", 0)] * 4
+    assert all(t.max_failures == 2 for t in trials)
+    assert [Path(t.error_file).read_text().count("Failure # ") for t in trials if t.status == "ERROR"] == [1] * 4
+    assert not [line for line in lines if "retried from its last checkpoint" in line]
     # the study went on: a best setting among the finished cells, and its final retrain
     assert state.rates["0.2"].best["beta"] == 2.0 and state.rates["0.2"].search_done and state.rates["0.2"].final_done
     final = client.search_runs([experiment.experiment_id], "tags.stage = 'final'")

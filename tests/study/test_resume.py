@@ -6,7 +6,6 @@ uninterrupted run of its setting, even where Tune's saved state names a checkpoi
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import shutil
@@ -19,10 +18,8 @@ from pathlib import Path
 
 import pytest
 import ray
-import torch
 from mlflow.tracking import MlflowClient
 
-import trainers
 from study.cli import main
 from study.config import load_study_config
 from study.driver import StudyState, study_folder
@@ -102,15 +99,8 @@ def asha_lengths(histories: list[list[float]]) -> list[int]:
     return lengths
 
 
-def reference(run, config, data, length: int) -> dict:
-    """The metrics of an uninterrupted, in-process run of a trial's setting at its `length`th evaluation."""
-    params = run.data.params
-    setting = {"lam": float(params["lam"]), "beta": float(params["beta"]), "eps": float(params["eps"])}
-    trainer = trainers.Trainer(config.train.replace(method="dm", method_params=setting, noise_rate=0.4), data)
-    return list(itertools.islice(trainer, length))[-1]
-
-
-def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path: Path, capsys, monkeypatch,
+                                                                        uninterrupted, driver_env) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = ["name=resumed", "noise_rates=[0.4]", "search.mode=grid", f"search.grid={{lam: [1], beta: {BETAS}}}",
                  "search.max_concurrent=1", f"search.asha={{grace_period: {GRACE}, reduction_factor: 2}}",
@@ -122,7 +112,7 @@ def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path
     command = [sys.executable, "-m", "study", "run", *sum((["--set", o] for o in overrides), []), "--address", address]
     with (tmp_path / "driver.log").open("w") as out:
         driver = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                  env=driver_env)
     saved: dict[int, dict] = {}
 
     def state_past_first_rung() -> bool:  # Tune's saved state shows the third trial past its first rung
@@ -198,13 +188,7 @@ def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path
 
     # every evaluation logged once, and the last equal to an uninterrupted run's (the third went on from the
     # checkpoint after the one Tune's state named, reporting the evaluations Tune had missed first)
-    data = trainers.load_dataset("digits")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in a Ray worker with one CPU: float reductions depend on the thread count
-    try:
-        references = [reference(r, config, data, length) for r, length in zip(runs, lengths)]
-    finally:
-        torch.set_num_threads(threads)
+    references = [uninterrupted(run, config.train, length) for run, length in zip(runs, lengths)]
     for run, history, last in zip(runs, histories, references):
         assert [m.step for m in history] == [9 * e for e in range(1, len(history) + 1)]
         assert run.data.metrics["val_acc"] == pytest.approx(last["val_acc"], abs=1e-12)

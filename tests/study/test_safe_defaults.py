@@ -3,6 +3,8 @@ storage folder, no shell built from input, and a local Ray on 127.0.0.1 without 
 
 from __future__ import annotations
 
+import glob
+import inspect
 import ipaddress
 import json
 import os
@@ -10,6 +12,7 @@ import pickle
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -188,20 +191,16 @@ def test_no_shell_in_the_packages() -> None:
 
 # --- (e) a local Ray started by the project listens on 127.0.0.1 only and starts no dashboard --------------------
 
-PROBE = r'''
-import glob, ipaddress, json, os, socket, sys
-from ray._private import ray_constants
-from study.driver import connect
-import ray
-
-def parent_of(stat):
+def parent_of(stat: str) -> tuple[int, int] | None:
     """(pid, parent pid) from /proc/<pid>/stat, or None for a process that ended while being read."""
     try:
         return int(stat.split("/")[2]), int(open(stat).read().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
 
-def tree(root):
+
+def tree(root: int) -> set[int]:
+    """`root` and all its descendants' pids."""
     parents = dict(filter(None, map(parent_of, glob.glob("/proc/[0-9]*/stat"))))
     found, todo = {root}, [root]
     while todo:
@@ -212,7 +211,9 @@ def tree(root):
                 todo.append(child)
     return found
 
-def listening(pids):
+
+def listening(pids: set[int]) -> list[tuple[str, int]]:
+    """(address, port) of each TCP socket in LISTEN state held by one of `pids`."""
     inodes = set()
     for pid in pids:
         for fd in glob.glob(f"/proc/{pid}/fd/*"):
@@ -232,6 +233,14 @@ def listening(pids):
                 out.append((socket.inet_ntop(family, packed), int(port, 16)))
     return out
 
+
+# A local Ray started by study.driver.connect in a fresh process, which reports what it sees (with the functions above).
+PROBE = "\n".join([r'''
+import glob, ipaddress, json, os, socket, sys
+from ray._private import ray_constants
+from study.driver import connect
+import ray
+''', *(inspect.getsource(f) for f in (parent_of, tree, listening)), r'''
 before = ray_constants.ENABLE_RAY_CLUSTER
 connect(None)
 node = ray._private.worker._global_node
@@ -240,7 +249,7 @@ print(json.dumps({"node_ip": ray.util.get_node_ip_address(), "nodes": [n["NodeMa
                   "webui_url": node.address_info["webui_url"], "listening": listening(pids), "processes": len(pids),
                   "switch_restored": ray_constants.ENABLE_RAY_CLUSTER == before}))
 ray.shutdown()
-'''
+'''])
 
 
 def _loopback(ip: str) -> bool:
@@ -262,3 +271,16 @@ def test_local_ray_listens_on_loopback_only_without_dashboard(ray_probe: subproc
     assert seen["processes"] > 2 and len(seen["listening"]) >= 2  # GCS, raylet, ...: the probe did see Ray's servers
     assert [ip for ip, _ in seen["listening"] if not _loopback(ip)] == []
     assert [port for _, port in seen["listening"] if port == 8265] == []  # nothing on the dashboard's port
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads listening sockets from Linux's /proc")
+def test_the_test_sessions_ray_listens_on_loopback_only(ray_session: None) -> None:
+    """The Ray that the integration tests share is started the driver's way: its node and every server on 127.0.0.1."""
+    import ray
+
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+    assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    sockets = listening(tree(os.getpid()))  # this process (the driver) and what it started: GCS, raylet, workers, ...
+    assert len(sockets) >= 2
+    assert [ip for ip, _ in sockets if not _loopback(ip)] == []

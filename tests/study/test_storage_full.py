@@ -84,7 +84,7 @@ def stderr_lines(text: str) -> list[str]:
 
 
 def test_full_disk_stops_the_study_in_one_line_and_resume_completes_it(disk: FullDisk, tmp_path: Path, capsys,
-                                                                        monkeypatch) -> None:
+                                                                        monkeypatch, driver_env) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = ["name=full", "noise_rates=[0.4]", "search.mode=grid", f"search.grid={{lam: [1], beta: {BETAS}}}",
                  "search.max_concurrent=2", "resources.cpus_per_trial=0.5", f"train.epochs={EPOCHS}",
@@ -95,7 +95,7 @@ def test_full_disk_stops_the_study_in_one_line_and_resume_completes_it(disk: Ful
     command = [sys.executable, "-m", "study", "run", *sum((["--set", o] for o in overrides), []), "--address", address]
     with (tmp_path / "driver.out").open("w") as out, (tmp_path / "driver.err").open("w") as err:
         driver = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=err, start_new_session=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                  env=driver_env)
     try:
         deadline = time.monotonic() + 240
         while not list(folder.glob("search-0.4/train_trial_*_00001_*/checkpoint_*")):  # the second trial under way
