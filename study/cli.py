@@ -99,12 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ninterrupted; continue with: study resume {folder}", file=sys.stderr)
         return 130
     except TrackingUnavailable as err:
-        again = f"study resume {folder}" if (folder / driver.STATE_FILE).is_file() else "the same command"
-        print(f"error: {err}; the study stopped with nothing lost: once MLflow answers, continue with: {again}",
-              file=sys.stderr)
+        print(f"error: {err}; the study stopped with nothing lost: once MLflow answers, continue with: "
+              f"{_again(folder)}", file=sys.stderr)
         return TEMPFAIL
-    except driver.StorageError as error:
-        print(f"error: {error}; once it can be written, continue with: study resume {folder}", file=sys.stderr)
+    except driver.StorageError as err:
+        print(f"error: {err}; once it can be written, continue with: {_again(folder)}", file=sys.stderr)
         return IOERR
     print("\n" + driver.summary_table(state))
     print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
@@ -113,6 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_report:
         _report(state.tracking_uri, folder.name)
     return 0
+
+
+def _again(folder: Path) -> str:
+    """The command that continues a stopped study: `study resume` once its state is saved, else the same command."""
+    from study.driver import STATE_FILE
+
+    return f"study resume {folder}" if (folder / STATE_FILE).is_file() else "the same command"
 
 
 def _report(tracking_uri: str, name: str) -> None:

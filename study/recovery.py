@@ -123,15 +123,16 @@ class SchedulerState(Callback):
 
 
 def fit(tuner: tune.Tuner, storage: Path) -> tune.ResultGrid:
-    """`tuner.fit()`; the StorageError that a callback here raised (where Tune wrapped it in a TuneError), naming
+    """`tuner.fit()`; the StorageError that a callback here raised (also where Tune wrapped it in a TuneError), naming
     `storage` where it names no folder."""
     try:
         return tuner.fit()
-    except TuneError as error:
-        cause = error.__context__  # Tune raises its TuneError while it handles a callback's error
-        if isinstance(cause, StorageError):
-            raise StorageError(cause.path or storage, cause.reason) from None
-        raise
+    except (TuneError, StorageError) as error:
+        # Tune raises its TuneError while it handles an error of a callback's on a trial's event
+        cause = error.__context__ if isinstance(error, TuneError) else error
+        if not isinstance(cause, StorageError):
+            raise
+        raise StorageError(cause.path or storage, cause.reason) from None
 
 
 class StopOnStorageError(Callback):

@@ -18,7 +18,7 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from study.cli import main
+from study.cli import IOERR, main
 from study.config import load_study_config
 from study.driver import StudyState, study_folder
 
@@ -108,7 +108,7 @@ def test_full_disk_stops_the_study_in_one_line_and_resume_completes_it(disk: Ful
             os.killpg(driver.pid, signal.SIGKILL)
     line = (f"error: storage at {folder} could not be written (No space left on device); once it can be written, "
             f"continue with: study resume {folder}")
-    assert code == 1
+    assert code == IOERR
     assert stderr_lines((tmp_path / "driver.err").read_text()) == [line]  # no traceback, no Ray error after it
     deadline = time.monotonic() + 60  # the trials' workers are gone: Ray has all its CPUs back
     while ray.available_resources().get("CPU") != ray.cluster_resources()["CPU"]:
@@ -123,7 +123,7 @@ def test_full_disk_stops_the_study_in_one_line_and_resume_completes_it(disk: Ful
     # resumed while the disk is still full (what the stop freed, taken too): the same line, before any trial runs
     disk.fill()
     monkeypatch.chdir(tmp_path)
-    assert main(["resume", str(folder), "--address", address, "--no-report"]) == 1
+    assert main(["resume", str(folder), "--address", address, "--no-report"]) == IOERR
     assert stderr_lines(capsys.readouterr().err) == [line]
     assert len(client.search_runs([experiment_id], "tags.stage = 'search'")) == len(stopped)
 
