@@ -22,9 +22,9 @@ from trainables import REPORTED_FILE, StorageError
 COPY = ".study-state"  # in a Tune experiment's folder: the copy of Tune's saved state that KeepStateCopy keeps
 
 
-def restore_state_copy(experiment: Path) -> bool:
-    """Put Tune's saved state back from the copy that KeepStateCopy made last (it is never older than Tune's own,
-    and whole where Tune's may be cut short); whether there was one that loads. A StorageError where it cannot."""
+def restore_state_copy(experiment: Path) -> None:
+    """Put Tune's saved state back from the copy that KeepStateCopy made last, where there is one that loads (it is
+    never older than Tune's own, and whole where Tune's may be cut short); a StorageError where it cannot."""
     for copy in (experiment / COPY, experiment / (COPY + ".tmp")):  # .tmp: written whole, not yet renamed
         if _loads(copy):
             try:
@@ -32,8 +32,7 @@ def restore_state_copy(experiment: Path) -> bool:
                     shutil.copy2(path, experiment)
             except OSError as error:
                 raise StorageError.of(experiment, error) from None
-            return True
-    return False
+            return
 
 
 def _loads(folder: Path) -> bool:
@@ -78,9 +77,8 @@ class KeepStateCopy(Callback):
         self._copied = newest
 
 
-def repair_checkpoints(experiment: Path) -> list[Path]:
-    """Recreate each checkpoint that the experiment's saved state names for an unfinished trial but that is gone;
-    the checkpoints recreated.
+def repair_checkpoints(experiment: Path) -> None:
+    """Recreate each checkpoint that the experiment's saved state names for an unfinished trial but that is gone.
 
     Tune deletes a trial's previous checkpoint (`CheckpointConfig(num_to_keep=1)`) when it registers a new one, before
     the experiment state naming the new one reaches storage: a driver killed in between leaves a state that names a
@@ -89,8 +87,7 @@ def repair_checkpoints(experiment: Path) -> list[Path]:
     """
     saved = sorted(experiment.glob("experiment_state-*.json"))  # Tune restores the newest (the same max of names)
     if not saved:
-        return []
-    recreated = []
+        return
     for trial_json, metadata_json in json.loads(saved[-1].read_text())["trial_data"]:
         trial, result = json.loads(trial_json), json.loads(metadata_json).get("last_result") or {}
         name, folder = result.get("checkpoint_dir_name"), experiment / trial["relative_logdir"]
@@ -101,8 +98,6 @@ def repair_checkpoints(experiment: Path) -> list[Path]:
         if newer:
             shutil.copytree(newer[0], folder / name)
             (folder / name / REPORTED_FILE).write_text(str(result["training_iteration"]))
-            recreated.append(folder / name)
-    return recreated
 
 
 class SchedulerState(Callback):
@@ -128,7 +123,7 @@ def fit(tuner: tune.Tuner, storage: Path) -> tune.ResultGrid:
     try:
         return tuner.fit()
     except (TuneError, StorageError) as error:
-        # Tune raises its TuneError while it handles an error of a callback's on a trial's event
+        # Tune raises a TuneError while it handles an error that a callback raised on a trial's event
         cause = error.__context__ if isinstance(error, TuneError) else error
         if not isinstance(cause, StorageError):
             raise
