@@ -1,4 +1,5 @@
-"""Losses chosen by name: derivative manipulation, its derivative-normalised kin, gradient similarity, the baselines."""
+"""Losses chosen by name: derivative manipulation, its derivative-normalised kin, gradient similarity, the methods
+that learn from a trusted probe set (L2R, IEG), the baselines."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from trainers.gradsim import (
     ranking_only_weights,
     weights_from_cosines,
 )
+from trainers.meta import Layers, check_layers
 from trainers.registry import Registry
+from trainers.reweight import L2R
 
 Normalize = Literal["sum", "mean", "none"]
-Layers = Literal["last", "all"]
 LossBuilder = Callable[..., nn.Module]
 LOSSES: Registry[LossBuilder] = Registry("method")
 
@@ -33,7 +35,8 @@ def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
     """Register a loss builder (keyword-only hyperparameters with defaults) under `name`.
 
     The module it builds maps (logits, targets) to a scalar; one with `needs` also gets what those name, as keyword
-    arguments (see WeightedCE).
+    arguments (see WeightedCE). A trainers.reweight.ProbeMethod runs the model itself: (inputs, targets, **needs) →
+    (the batch's logits, the loss).
     """
     return LOSSES.register(name)
 
@@ -191,8 +194,7 @@ class GradSimLoss(WeightedCE):
         check_a_k(a, k)
         if not isinstance(within_class, bool):
             raise ConfigError("within_class", within_class, "true or false")
-        if layers not in get_args(Layers):
-            raise ConfigError("layers", layers, "one of: " + ", ".join(get_args(Layers)))
+        check_layers(layers)
         if not 0 <= drop < 1:
             raise ConfigError("drop", drop, "a number in [0, 1): the share of each batch given weight 0")
         self.a, self.k, self.within_class, self.layers, self.drop = a, k, within_class, layers, drop
@@ -331,3 +333,10 @@ def _gradsim_random() -> nn.Module:
 def _gradsim_oracle() -> nn.Module:
     """Reads the noise mask: an upper bound for analysis, not a method."""
     return _OracleWeights()
+
+
+@register_loss("l2r")
+def _l2r(*, meta_lr: float = 0.1, layers: Layers = "all") -> nn.Module:
+    """Learning to reweight from a trusted probe set; meta_lr: the authors' fixed virtual step size."""
+    return L2R(meta_lr, layers)
+
