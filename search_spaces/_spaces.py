@@ -48,7 +48,7 @@ _METHODS: dict[str, dict[str, _Range]] = {
     "sce": {"alpha": _Range(0.01, 1.0, log=True), "beta": _Range(0.1, 2.0)},
     "gradsim": _GRADSIM,
     **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn", "gradsim-random", "gradsim-oracle",
-                                  "l2r")},
+                                  "l2r", "ieg")},
 }
 # ψ up to ⅔ (λ = 2, the papers' largest); ρ over the papers' best settings' 0.5–5 and beyond.
 _PSI_RHO = {"psi": _Range(0.0, 2 / 3), "rho": _Range(0.5, 8.0, log=True)}

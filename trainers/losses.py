@@ -22,6 +22,7 @@ from trainers.gradsim import (
     ranking_only_weights,
     weights_from_cosines,
 )
+from trainers.ieg import IEG
 from trainers.meta import Layers, check_layers
 from trainers.registry import Registry
 from trainers.reweight import L2R
@@ -340,3 +341,12 @@ def _l2r(*, meta_lr: float = 0.1, layers: Layers = "all") -> nn.Module:
     """Learning to reweight from a trusted probe set; meta_lr: the authors' fixed virtual step size."""
     return L2R(meta_lr, layers)
 
+
+@register_loss("ieg")
+def _ieg(*, meta_lr: float = 0.1, p: float = 5.0, k: float = 20.0, temperature: float = 0.5, init_relabel: float = 0.9,
+         meta_momentum: bool = True, mixup_alpha: float = 0.5, uc: bool = True, mc: bool = True, aa: bool = True,
+         relabel: bool = True, layers: Layers = "all") -> nn.Module:
+    """IEG with the paper's coefficients (p = 5, k = 20, T = 0.5) and switches for seed 003 Table 7's components."""
+    return IEG(meta_lr=meta_lr, p=p, k=k, temperature=temperature, init_relabel=init_relabel,
+               meta_momentum=meta_momentum, mixup_alpha=mixup_alpha, uc=uc, mc=mc, aa=aa, relabel=relabel,
+               layers=layers)

@@ -57,7 +57,7 @@ def virtual_step(params: Params, grads: Params | None, meta_lr: float, momentum:
 
 
 def momentum_of(optimizer: torch.optim.Optimizer | None, model: nn.Module) -> tuple[float, Params]:
-    """The SGD momentum μ and each parameter's momentum buffer (by name) of `optimizer`; (0, {}) for other optimisers."""
+    """The SGD momentum μ and each parameter's momentum buffer (by name) of `optimizer`; (0, {}) for the others."""
     if not isinstance(optimizer, torch.optim.SGD):
         return 0.0, {}
     buffers = {name: optimizer.state[p].get("momentum_buffer") for name, p in model.named_parameters()
@@ -91,7 +91,7 @@ def logits_along(model: nn.Module, inputs: Tensor, tangent: Params, *, copy_buff
 
 
 def head_logits_along(features: Tensor, tangent: Params) -> Tensor:
-    """u = J z · tangent for a final linear layer `head` with input `features`: features·dWᵀ + db, in float32 at least."""
+    """u = J z · tangent for a final linear layer `head` with input `features`: features·dWᵀ + db (float32 at least)."""
     with torch.autocast(features.device.type, enabled=False):
         h = at_least_float32(features.detach())
         return h @ tangent["head.weight"].to(h.dtype).T + tangent["head.bias"].to(h.dtype)

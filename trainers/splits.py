@@ -62,7 +62,7 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
 
 
 def per_class_split(labels: Tensor, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
-    """Indices (kept, held out), holding out `per_class` examples of each class (all of a smaller class), both sorted."""
+    """Indices (kept, held out), holding out `per_class` examples of each class (all of a smaller one), both sorted."""
     return _hold_out(labels, lambda n_c: min(per_class, n_c), seed)
 
 

@@ -28,7 +28,7 @@ SPEC = {
     "sce": {"alpha": (0.01, 1.0, True), "beta": (0.1, 2.0, False)},
     "gradsim": {"a": (1.0, 16.0, True), "k": (2, 128, True)},
     **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn", "gradsim-random", "gradsim-oracle",
-                                  "l2r")},
+                                  "l2r", "ieg")},
 }
 PSI_RHO = {"psi": (0.0, 2 / 3, False), "rho": (0.5, 8.0, True)}
 TRAINING = {"lr": (1e-3, 0.1, True), "weight_decay": (1e-5, 1e-3, True)}

@@ -1,4 +1,4 @@
-"""The meta step of L2R and IEG (trainers.meta) against brute force and finite differences, in float64 on a tiny model."""
+"""The meta step of L2R and IEG (trainers.meta) against brute force and finite differences, in float64, tiny model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from trainers.ieg import IEG
+from trainers.losses import loss_params, make_loss
 from trainers.meta import meta_step, relabel_from, soft_cross_entropy, soft_targets, virtual_step, weights_from
 from trainers.models import Classifier
 from trainers.reweight import L2R
@@ -157,3 +159,26 @@ def test_soft_targets_mix_labels_and_pseudo_labels() -> None:
     torch.testing.assert_close(mixed, torch.tensor([[1.0, 0.0], [0.6, 0.4]]))
     torch.testing.assert_close(soft_cross_entropy(torch.zeros(2, 2), mixed), torch.full((2,), 0.6931471805599453))
 
+
+def test_ieg_meta_step_starts_at_uniform_weights_and_init_relabel(setup: tuple) -> None:
+    """IEG's weights and relabel coefficients come from the meta step at ε = 1/B and λ = 0.9 by the sign rule."""
+    assert loss_params("ieg")["init_relabel"] == 0.9 and loss_params("ieg")["meta_lr"] == 0.1
+    model, x, y, probe, pseudo = setup
+    method = make_loss("ieg", meta_lr=LR, meta_momentum=False)
+    assert isinstance(method, IEG)
+    logits = model(x)
+    weights, relabel = method.meta(model, x, logits, y, probe, None, pseudo)
+    start = torch.full((B,), 1 / B, dtype=torch.float64)
+    numeric_eps, numeric_lam = [], []
+    for i in range(B):
+        for bucket, which in ((numeric_eps, "eps"), (numeric_lam, "lam")):
+            values = []
+            for sign in (1, -1):
+                e, lam = start.clone(), torch.full((B,), 0.9, dtype=torch.float64)
+                (e if which == "eps" else lam)[i] += sign * 1e-6
+                values.append(_probe_loss_after_step(model, x, y, probe, pseudo, e, lam, "all"))
+            bucket.append(float((values[0] - values[1]).detach() / 2e-6))
+    raw = (-torch.tensor(numeric_eps, dtype=torch.float64)).clamp_min(0)
+    torch.testing.assert_close(weights, raw / (raw.sum() + 1e-5), rtol=1e-5, atol=1e-8)
+    assert relabel is not None
+    assert relabel.tolist() == [1.0 if d < 0 else 0.0 for d in numeric_lam]
