@@ -115,6 +115,13 @@ class TrainConfig:
         _check("warmup", self.warmup, self.warmup >= 0, "a number ≥ 0")
         _check("seed", self.seed, _int(self.seed) and self.seed >= 0, "an integer ≥ 0")
 
+    def resolved_probe_per_class(self) -> int:
+        """The probe set's examples per class: `probe_per_class`, or where it is None PROBE_PER_CLASS for the methods
+        that learn from a probe and 0 for the others."""
+        if self.probe_per_class is not None:
+            return self.probe_per_class
+        return PROBE_PER_CLASS if "probe" in getattr(make_loss(self.method, **self.method_params), "needs", ()) else 0
+
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)

@@ -18,7 +18,7 @@ from trainers.losses import WeightedCE, make_loss
 from trainers.models import create_model
 from trainers.reweight import ProbeMethod
 from trainers.schedules import Schedule
-from trainers.splits import PROBE_PER_CLASS, derive_seeds, make_split
+from trainers.splits import derive_seeds, make_split
 
 Metrics = dict[str, float]
 EVAL_BATCH = 1024
@@ -45,15 +45,11 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         data = data if data is not None else load_dataset(config.dataset, config.data_root)
-        self.loss_fn = make_loss(config.method, **config.method_params)
-        self._needs: tuple[str, ...] = tuple(getattr(self.loss_fn, "needs", ()))  # see trainers.losses.WeightedCE
-        probe = config.probe_per_class
-        probe = probe if probe is not None else PROBE_PER_CLASS if "probe" in self._needs else 0
         split = make_split(data, noise=config.noise, noise_rate=config.noise_rate, split=config.split,
-                           val_fraction=config.val_fraction, probe_per_class=probe, seed=config.seed)
+                           val_fraction=config.val_fraction, probe_per_class=config.resolved_probe_per_class(),
+                           seed=config.seed)
         seeds = derive_seeds(config.seed)
         dev = self.device
-        self.loss_fn.to(dev)
         self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
         self.true_y, self.is_noisy = split.true_y.to(dev), split.is_noisy.to(dev)
         self.val = (split.val_x.to(dev), split.val_y.to(dev)) if split.val_x is not None else None
@@ -65,6 +61,8 @@ class Trainer:
         torch.manual_seed(seeds.init)  # initialisation, then dropout, draw from the global generator
         model = create_model(config.model, in_shape=data.in_shape, num_classes=data.num_classes, dropout=config.dropout)
         self.model = model.to(dev, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.loss_fn = make_loss(config.method, **config.method_params).to(dev)
+        self._needs: tuple[str, ...] = tuple(getattr(self.loss_fn, "needs", ()))  # see trainers.losses.WeightedCE
         self._runs_model = isinstance(self.loss_fn, ProbeMethod)
         self._ranks = isinstance(self.loss_fn, (WeightedCE, ProbeMethod))
         params, lr, wd = self.model.parameters(), config.lr, config.weight_decay

@@ -71,6 +71,8 @@ def test_a_probe_method_needs_a_probe() -> None:
         TrainConfig(method="l2r", probe_per_class=0)
     assert err.value.field == "probe_per_class"
     assert TrainConfig(method="cce", probe_per_class=0).probe_per_class == 0
+    assert [TrainConfig(method=m).resolved_probe_per_class() for m in ("l2r", "ieg", "cce")] == [10, 10, 0]
+    assert TrainConfig(method="cce", probe_per_class=3).resolved_probe_per_class() == 3  # the same training part
 
 
 @pytest.mark.parametrize(("method", "params"), [("l2r", {}), ("ieg", {}), ("ieg", {"layers": "last", "aa": False})])
