@@ -33,20 +33,28 @@ def base_config(args: argparse.Namespace) -> TrainConfig:
 
 def timing(args: argparse.Namespace, data: Dataset) -> dict[str, Any]:
     """Median seconds per training step of each method on the same model and batches, the methods interleaved."""
-    base = base_config(args).replace(epochs=None, iterations=10**6)
+    return interleaved_timing(base_config(args), TIMED, data, args.steps, args.warmup)
+
+
+def interleaved_timing(config: TrainConfig, methods: dict[str, dict[str, Any]], data: Dataset, steps: int,
+                       warmup: int) -> dict[str, Any]:
+    """Median milliseconds per training step of each of `methods` (name: method_params; the method is the name's first
+    word, "cce" among them) under `config`, the methods' steps interleaved in a rotating order, and their ratios to
+    CCE's."""
+    base = config.replace(epochs=None, iterations=10**6)
     trainers = {name: Trainer(base.replace(method=name.split()[0], method_params=params), data)
-                for name, params in TIMED.items()}
+                for name, params in methods.items()}
     times: dict[str, list[float]] = {name: [] for name in trainers}
-    for step in range(args.warmup + args.steps):
+    for step in range(warmup + steps):
         names = list(trainers)[step % len(trainers):] + list(trainers)[:step % len(trainers)]  # rotate the order
         for name in names:
             start = time.perf_counter()
             trainers[name]._train_step()  # one step exactly as training runs it; no evaluation
-            if step >= args.warmup:
+            if step >= warmup:
                 times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
     return {"median_step_ms": {n: 1000 * t for n, t in median.items()},
-            "ratio_to_cce": {n: t / median["cce"] for n, t in median.items()}, "steps": args.steps}
+            "ratio_to_cce": {n: t / median["cce"] for n, t in median.items()}, "steps": steps}
 
 
 def accuracy(args: argparse.Namespace, data: Dataset) -> dict[str, Any]:
