@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -75,25 +75,33 @@ def accuracy(args: argparse.Namespace, data: Dataset) -> dict[str, Any]:
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line, run the chosen measurement and print its result as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("timing", "accuracy"))
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--model", default="mlp")
-    parser.add_argument("--noise-rate", type=float, default=0.4)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--steps", type=int, default=300, help="timing: timed steps per method")
-    parser.add_argument("--warmup", type=int, default=20, help="timing: untimed steps first")
-    parser.add_argument("--epochs", type=int, default=10, help="accuracy: epochs per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="accuracy: seeds per method")
-    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
-    args = parser.parse_args(argv)
+def parser(description: str) -> argparse.ArgumentParser:
+    """The command line of a comparison script: what to measure, the set-up and each measurement's lengths."""
+    out = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    out.add_argument("what", choices=("timing", "accuracy"))
+    out.add_argument("--dataset", default="fashion_mnist")
+    out.add_argument("--model", default="mlp")
+    out.add_argument("--noise-rate", type=float, default=0.4)
+    out.add_argument("--data-root", default=None)
+    out.add_argument("--steps", type=int, default=300, help="timing: timed steps per method")
+    out.add_argument("--warmup", type=int, default=20, help="timing: untimed steps first")
+    out.add_argument("--epochs", type=int, default=10, help="accuracy: epochs per run")
+    out.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="accuracy: seeds per method")
+    out.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
+    return out
+
+
+def run(args: argparse.Namespace, measures: dict[str, Callable[[argparse.Namespace, Dataset], dict[str, Any]]]) -> None:
+    """Run the measurement `args.what` of `measures` on the chosen data set and print its result as JSON."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.data_root)
-    result = (timing if args.what == "timing" else accuracy)(args, data)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(measures[args.what](args, data), indent=2, ensure_ascii=False))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line, run the chosen measurement and print its result as JSON."""
+    run(parser(__doc__).parse_args(argv), {"timing": timing, "accuracy": accuracy})
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ import json
 import statistics
 from typing import Any, Sequence
 
-import torch
-from gradsim_compare import interleaved_timing  # bench/ is the script's folder
+from gradsim_compare import interleaved_timing, parser, run  # bench/ is the script's folder
 
-from trainers import Dataset, TrainConfig, Trainer, load_dataset
 from search_spaces import paper_best
+from trainers import Dataset, TrainConfig, Trainer
 
 TIMED = {"cce": {}, "l2r": {}, "l2r (last layer)": {"layers": "last"}, "ieg": {},
          "ieg (last layer)": {"layers": "last"}}
@@ -71,24 +70,10 @@ def accuracy(args: argparse.Namespace, data: Dataset) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line, run the chosen measurement and print its result as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("timing", "accuracy"))
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--model", default="mlp")
-    parser.add_argument("--noise-rate", type=float, default=0.4, help="timing: the noise rate")
-    parser.add_argument("--noise-rates", type=float, nargs="+", default=[0.4, 0.8], help="accuracy: the noise rates")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--steps", type=int, default=100, help="timing: timed steps per method")
-    parser.add_argument("--warmup", type=int, default=10, help="timing: untimed steps first")
-    parser.add_argument("--epochs", type=int, default=5, help="accuracy: epochs per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="accuracy: seeds per method")
-    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    data = load_dataset(args.dataset, args.data_root)
-    result = (timing if args.what == "timing" else accuracy)(args, data)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    command = parser(__doc__)
+    command.add_argument("--noise-rates", type=float, nargs="+", default=[0.4, 0.8], help="accuracy: the noise rates")
+    command.set_defaults(steps=100, warmup=10, epochs=5, seeds=[0])
+    run(command.parse_args(argv), {"timing": timing, "accuracy": accuracy})
 
 
 if __name__ == "__main__":

@@ -83,6 +83,13 @@ class LeNet(Classifier):
         self.head = nn.Linear(84, num_classes)
 
 
+def _he_init(model: nn.Module) -> None:
+    """He's initialisation (fan-out, ReLU) of every convolution in `model`."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
 class _BasicBlock(nn.Module):
     """Post-activation basic block with a parameter-free shortcut (He et al. 2016, option A)."""
 
@@ -119,9 +126,7 @@ class CifarResNet(Classifier):
                 c_in = c_out
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(64, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _he_init(self)
 
 
 for _depth in (20, 32, 44, 56, 110):
@@ -168,9 +173,7 @@ class PreActResNet(Classifier):
             width = c_out
         self.body = nn.Sequential(*layers, nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(width, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _he_init(self)
 
 
 register_model("resnet29")(functools.partial(PreActResNet, depth=29))
@@ -212,9 +215,7 @@ class WideResNet(Classifier):
             *layers, nn.BatchNorm2d(c_in), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
         )
         self.head = nn.Linear(c_in, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _he_init(self)
 
 
 register_model("wrn28_10")(functools.partial(WideResNet, depth=28, width=10))
