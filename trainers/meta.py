@@ -44,12 +44,12 @@ def meta_params(model: nn.Module, layers: Layers) -> Params:
     return params if layers == "all" else {name: p for name, p in params.items() if name.startswith("head.")}
 
 
-def virtual_step(params: Params, grads: Params | None, meta_lr: float, momentum: float = 0.0,
+def virtual_step(params: Params, grads: Params, meta_lr: float, momentum: float = 0.0,
                  buffers: Params | None = None) -> Params:
     """θ' = θ − meta_lr·(momentum·m + g) for each named parameter, detached (m: `buffers`, missing ones 0)."""
     out = {}
     for name, p in params.items():
-        step = grads[name].detach() if grads is not None else torch.zeros_like(p)
+        step = grads[name].detach()
         if momentum and buffers is not None and buffers.get(name) is not None:
             step = step + momentum * buffers[name]
         out[name] = (p.detach() - meta_lr * step).detach()
@@ -120,8 +120,8 @@ def meta_step(model: nn.Module, inputs: Tensor, logits: Tensor, labels: Tensor, 
     `model` from `inputs`, their graph kept; for layers "last", from `features` by `model.head`).
 
     The step is θ' = θ − meta_lr·(momentum·m + ∇ Σ ε_i·CE(t_i, z_i)), m the momentum `buffers` by parameter name; the
-    directional derivative at θ runs on copies of the batch-norm statistics (module docstring). The model is left as
-    it was.
+    directional derivative at θ is a second pass of the batch on copies of the batch-norm statistics (with its own
+    dropout draw, where the model has dropout). The model is left as it was.
     """
     params = meta_params(model, layers)
     with torch.autocast(logits.device.type, enabled=False):

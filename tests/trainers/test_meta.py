@@ -143,7 +143,7 @@ def test_virtual_step_is_sgd_with_momentum() -> None:
     theta = {"w": torch.tensor([1.0, 2.0])}
     moved = virtual_step(theta, {"w": torch.tensor([0.5, -1.0])}, 0.1, 0.9, {"w": torch.tensor([1.0, 1.0])})
     torch.testing.assert_close(moved["w"], torch.tensor([1.0 - 0.1 * (0.9 + 0.5), 2.0 - 0.1 * (0.9 - 1.0)]))
-    assert virtual_step(theta, None, 0.1)["w"].equal(theta["w"])
+    assert virtual_step(theta, {"w": torch.zeros(2)}, 0.1, 0.9)["w"].equal(theta["w"])  # no buffer: no momentum
 
 
 def test_relabel_rule_and_weight_normalisation() -> None:
