@@ -63,4 +63,3 @@ def test_l2r_and_ieg_studies_are_tracked_and_reported(tmp_path: Path) -> None:
     cells_csv = (tmp_path / "report" / "noise-0.4_grid_cells.csv").read_text().splitlines()
     assert cells_csv[0].startswith("relabel,val_acc,test_acc,weight_clean,weight_noisy,noisy_zero_weight")
     assert len(cells_csv) == 3
-    assert "digits-l2r" in write_report(uri, "digits-l2r", tmp_path / "report-l2r", log_artifacts=False).read_text()
