@@ -105,9 +105,9 @@ def make_space(
 
     `ranges` overrides default (low, high) pairs by the space's own names (psi, rho for "psi_rho"; lr and
     weight_decay when tuned); an integer parameter's (gradsim's k, probe_per_class) must be whole numbers. The probe
-    methods' spaces also search the probe set's size, a training setting (TrainConfig.probe_per_class). `batch_size` is the
-    trials' batch size, the high end of gradsim's k (None: 128). The space is picklable, as OptunaSearch's
-    checkpoints need.
+    methods' spaces also search the probe set's size, a training setting (TrainConfig.probe_per_class).
+    `batch_size` is the trials' batch size, the high end of gradsim's k (None: 128). The space is picklable, as
+    OptunaSearch's checkpoints need.
 
     >>> space = make_space("dm", parametrization="psi_rho")
     >>> space(optuna.trial.FixedTrial({"psi": 0.5, "rho": 4.0}))

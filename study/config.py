@@ -328,7 +328,8 @@ def _method_params(method: str, params: Any) -> dict[str, Any]:
 def _grid(grid: Any) -> str | dict[str, list[Any]]:
     """A paper grid's name; {"lam": [...], "beta": [...]} of distinct finite numbers ≥ 0; or another mapping of names to
     non-empty lists of distinct numbers, booleans or strings (the method's parameters: see `_check_grid`)."""
-    allowed = "mode grid needs one of: " + ", ".join(GRIDS) + ", or {param: [values], ...} (DM's: {lam: [...], beta: [...]})"
+    allowed = (f"mode grid needs one of: {', '.join(GRIDS)}, or {{param: [values], ...}} such as "
+               "{lam: [...], beta: [...]}")
     if isinstance(grid, str):
         _check("grid", grid, grid in GRIDS, allowed)
         return grid
