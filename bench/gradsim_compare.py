@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -33,20 +33,28 @@ def base_config(args: argparse.Namespace) -> TrainConfig:
 
 def timing(args: argparse.Namespace, data: Dataset) -> dict[str, Any]:
     """Median seconds per training step of each method on the same model and batches, the methods interleaved."""
-    base = base_config(args).replace(epochs=None, iterations=10**6)
+    return interleaved_timing(base_config(args), TIMED, data, args.steps, args.warmup)
+
+
+def interleaved_timing(config: TrainConfig, methods: dict[str, dict[str, Any]], data: Dataset, steps: int,
+                       warmup: int) -> dict[str, Any]:
+    """Median milliseconds per training step of each of `methods` (name: method_params; the method is the name's first
+    word, "cce" among them) under `config`, the methods' steps interleaved in a rotating order, and their ratios to
+    CCE's."""
+    base = config.replace(epochs=None, iterations=10**6)
     trainers = {name: Trainer(base.replace(method=name.split()[0], method_params=params), data)
-                for name, params in TIMED.items()}
+                for name, params in methods.items()}
     times: dict[str, list[float]] = {name: [] for name in trainers}
-    for step in range(args.warmup + args.steps):
+    for step in range(warmup + steps):
         names = list(trainers)[step % len(trainers):] + list(trainers)[:step % len(trainers)]  # rotate the order
         for name in names:
             start = time.perf_counter()
             trainers[name]._train_step()  # one step exactly as training runs it; no evaluation
-            if step >= args.warmup:
+            if step >= warmup:
                 times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
     return {"median_step_ms": {n: 1000 * t for n, t in median.items()},
-            "ratio_to_cce": {n: t / median["cce"] for n, t in median.items()}, "steps": args.steps}
+            "ratio_to_cce": {n: t / median["cce"] for n, t in median.items()}, "steps": steps}
 
 
 def accuracy(args: argparse.Namespace, data: Dataset) -> dict[str, Any]:
@@ -67,25 +75,33 @@ def accuracy(args: argparse.Namespace, data: Dataset) -> dict[str, Any]:
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line, run the chosen measurement and print its result as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("timing", "accuracy"))
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--model", default="mlp")
-    parser.add_argument("--noise-rate", type=float, default=0.4)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--steps", type=int, default=300, help="timing: timed steps per method")
-    parser.add_argument("--warmup", type=int, default=20, help="timing: untimed steps first")
-    parser.add_argument("--epochs", type=int, default=10, help="accuracy: epochs per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="accuracy: seeds per method")
-    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
-    args = parser.parse_args(argv)
+def parser(description: str) -> argparse.ArgumentParser:
+    """The command line of a comparison script: what to measure, the set-up and each measurement's lengths."""
+    out = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    out.add_argument("what", choices=("timing", "accuracy"))
+    out.add_argument("--dataset", default="fashion_mnist")
+    out.add_argument("--model", default="mlp")
+    out.add_argument("--noise-rate", type=float, default=0.4)
+    out.add_argument("--data-root", default=None)
+    out.add_argument("--steps", type=int, default=300, help="timing: timed steps per method")
+    out.add_argument("--warmup", type=int, default=20, help="timing: untimed steps first")
+    out.add_argument("--epochs", type=int, default=10, help="accuracy: epochs per run")
+    out.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="accuracy: seeds per method")
+    out.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
+    return out
+
+
+def run(args: argparse.Namespace, measures: dict[str, Callable[[argparse.Namespace, Dataset], dict[str, Any]]]) -> None:
+    """Run the measurement `args.what` of `measures` on the chosen data set and print its result as JSON."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.data_root)
-    result = (timing if args.what == "timing" else accuracy)(args, data)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(measures[args.what](args, data), indent=2, ensure_ascii=False))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line, run the chosen measurement and print its result as JSON."""
+    run(parser(__doc__).parse_args(argv), {"timing": timing, "accuracy": accuracy})
 
 
 if __name__ == "__main__":

@@ -95,6 +95,15 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                                    f"For each λ at noise rate {rate:g}, the β with the best mean validation accuracy, "
                                    "with that setting's mean validation and test accuracy (the form of seed 000's "
                                    "Table 7)."))
+        elif grid:
+            sections.append(_table(out, f"{tag}_grid_cells", f"Noise rate {rate:g}: grid cells",
+                                   _tables.grid_cells_table(trials, rate, searched),
+                                   f"Each cell of the grid at noise rate {rate:g}, best validation accuracy first: "
+                                   "its validation and test accuracy as mean ± sample std over its runs (n runs) and, "
+                                   "for the methods that learn from a probe set, the last epoch's mean weight of clean "
+                                   "and noisy examples (in units of the uniform 1/B), the share of noisy examples with "
+                                   "weight 0 and the mean relabel coefficients (1: the given label kept; the form of "
+                                   "seed 003's Table 7 and Fig. 2)."))
         else:
             sections.append(_table(out, f"{tag}_search_trials", f"Noise rate {rate:g}: search trials",
                                    _tables.search_trials_table(trials, rate, searched),

@@ -120,6 +120,29 @@ def emphasis_mode_table(trials: pd.DataFrame, noise_rate: float, grid: bool | No
     return pd.DataFrame(rows)
 
 
+PROBE_METRICS = ("weight_clean", "weight_noisy", "noisy_zero_weight", "relabel_clean", "relabel_noisy")
+
+
+def grid_cells_table(trials: pd.DataFrame, noise_rate: float, params: list[str]) -> pd.DataFrame:
+    """Search runs at `noise_rate` per cell of a grid other than λ × β (e.g. IEG's components, seed 003 Table 7): the
+    cell's `params`, val_acc and test_acc as "mean ± std (n=k)" over its runs, the last epoch's mean weights and
+    relabel coefficients where logged; best mean val_acc first (ties: the cells' order)."""
+    runs, missing = search_runs(trials, noise_rate, ("val_acc",))
+    columns = [name for name in params if name in runs]
+    if missing or not columns:
+        reason = missing or "the runs hold none of the grid's parameters"
+        return _empty(f"The grid cells at noise rate {noise_rate:g} cannot be listed: {reason}.")
+    shown = [name for name in PROBE_METRICS if name in runs]
+    rows = []
+    for key, group in runs.groupby(columns, sort=True, dropna=False):
+        values = pd.to_numeric(group.get("test_acc", pd.Series(dtype=float)), errors="coerce")
+        rows.append({**{c: _num(v) for c, v in zip(columns, key if isinstance(key, tuple) else (key,))},
+                     "val_acc": fmt_mean_std(group["val_acc"]), "test_acc": fmt_mean_std(values),
+                     **{name: pd.to_numeric(group[name], errors="coerce").mean() for name in shown},
+                     "_order": -group["val_acc"].mean()})
+    return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
 def search_trials_table(trials: pd.DataFrame, noise_rate: float, searched: list[str]) -> pd.DataFrame:
     """Every search run at `noise_rate`, best val_acc first (ties by run id): rank, the `searched` parameters (ψ
     beside λ), val_acc, test_acc and how the run ended."""

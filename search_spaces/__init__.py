@@ -10,7 +10,7 @@ Pure functions of a trial: no Ray, no MLflow, nothing computed but the suggested
     1.0
 """
 
-from search_spaces._grids import GRIDS, paper_best, paper_grid
+from search_spaces._grids import GRIDS, grid_method, paper_best, paper_grid
 from search_spaces._reparam import PARAMETRIZATIONS, Parametrization, as_point, from_psi_rho, to_psi_rho
 from search_spaces._spaces import Space, default_ranges, make_space
 
@@ -22,6 +22,7 @@ __all__ = [
     "as_point",
     "default_ranges",
     "from_psi_rho",
+    "grid_method",
     "make_space",
     "paper_best",
     "paper_grid",

@@ -1,6 +1,9 @@
-"""The papers' (λ, β) grids and best settings for DM (seed 000: Table 2, Table 3 with Figs 6–9, Tables 4 and 7)."""
+"""The papers' grids: DM's (λ, β) grids and best settings (seed 000: Table 2, Table 3 with Figs 6–9, Tables 4 and 7),
+and IEG's ablation of its components (seed 003 Table 7)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from trainers.datasets import list_datasets
 from trainers.errors import ConfigError
@@ -14,7 +17,15 @@ _TABLE3 = {
 }
 # CIFAR-100, ResNet-44 (Table 7): every λ with every β.
 _TABLE7 = {lam: (2.0, 4.0, 6.0, 8.0, 10.0) for lam in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)}
-_GRIDS = {"table3": _TABLE3, "table7": _TABLE7}
+# Seed 003 Table 7 (CIFAR-100, 40% and 80% uniform noise): IEG's unsupervised consistency (UC), MixUp (MC), AutoAugment
+# (AA) and re-labelling (λ), rows 1–8. Row 1 is L2R, row 5 the full IEG; rows 6, 7 and 8 leave out MC, AA and λ.
+_IEG_TABLE7 = ((0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 1), (0, 1, 1, 1), (1, 1, 1, 1), (1, 0, 1, 1), (1, 1, 0, 1),
+               (1, 1, 1, 0))
+_GRIDS: dict[str, tuple[str, list[dict[str, Any]]]] = {  # name → (method, cells)
+    "table3": ("dm", [{"lam": lam, "beta": beta} for lam, betas in _TABLE3.items() for beta in betas]),
+    "table7": ("dm", [{"lam": lam, "beta": beta} for lam, betas in _TABLE7.items() for beta in betas]),
+    "ieg-table7": ("ieg", [dict(zip(("uc", "mc", "aa", "relabel"), map(bool, row))) for row in _IEG_TABLE7]),
+}
 GRIDS: tuple[str, ...] = tuple(_GRIDS)
 
 # Noise rate → best (λ, β).
@@ -25,15 +36,28 @@ _CIFAR10_BEST = {0.0: (0.0, 2.0), 0.2: (0.5, 12.0), 0.4: (1.0, 16.0), 0.6: (2.0,
 _CIFAR100_BEST = {0.0: (0.0, 2.0), 0.2: (0.3, 6.0), 0.4: (0.4, 6.0), 0.6: (0.5, 8.0)}
 
 
-def paper_grid(name: str) -> list[dict[str, float]]:
-    """The cells of a paper's DM grid as trainer settings, λ-major.
+def paper_grid(name: str) -> list[dict[str, Any]]:
+    """The cells of a paper's grid as trainer settings (DM's λ-major), in the paper's order.
 
-    >>> len(paper_grid("table3")), paper_grid("table7")[0]
-    (16, {'lam': 0.1, 'beta': 2.0})
+    >>> len(paper_grid("table3")), paper_grid("table7")[0], paper_grid("ieg-table7")[4]
+    (16, {'lam': 0.1, 'beta': 2.0}, {'uc': True, 'mc': True, 'aa': True, 'relabel': True})
     """
+    return [dict(cell) for cell in _GRIDS[_known(name)][1]]
+
+
+def grid_method(name: str) -> str:
+    """The method whose settings the paper's grid `name` holds.
+
+    >>> grid_method("table3"), grid_method("ieg-table7")
+    ('dm', 'ieg')
+    """
+    return _GRIDS[_known(name)][0]
+
+
+def _known(name: str) -> str:
     if name not in _GRIDS:
         raise ConfigError("search.grid", name, "one of: " + ", ".join(GRIDS))
-    return [{"lam": lam, "beta": beta} for lam, betas in _GRIDS[name].items() for beta in betas]
+    return name
 
 
 def paper_best(dataset: str, noise_rate: float) -> dict[str, float] | None:

@@ -23,6 +23,7 @@ class _Range:
     log: bool = False
     integer: bool = False  # whole numbers only (Optuna's suggest_int)
     to_batch: bool = False  # the high end is the batch size where make_space is told it
+    train: bool = False  # a TrainConfig field (the probe set's size), not a method hyperparameter
 
 
 # β up to 12: measured on digits' MLP (lr 0.01, 40% noise), exact DM with λ = 1 is unstable across seeds at β = 12 and
@@ -34,6 +35,16 @@ _BOOT = _Range(0.5, 1.0)
 # paper's batch, where B is not given), on a log scale like the paper's ablation k ∈ {2, 4, …, 128}; a around the
 # paper's 4 (its Fig. 3 ranks best at 8).
 _GRADSIM = {"a": _Range(1.0, 16.0, log=True), "k": _Range(2, 128, log=True, integer=True, to_batch=True)}
+# The methods that learn from a trusted probe set (seed 003): the virtual step's size around the authors' fixed 0.1; the
+# probe's examples per class from 1 (the paper's smallest, CIFAR-100 Table 2) past its 10; IEG's loss weights p and k
+# around the paper's 5 and 20 (4 and 8 on WebVision; its Fig. A2 compares k = 1 with 20).
+_META_LR = _Range(0.01, 1.0, log=True)
+_PROBE = _Range(1, 20, log=True, integer=True, train=True)
+_PROBE_METHODS = {
+    "l2r": {"meta_lr": _META_LR, "probe_per_class": _PROBE},
+    "ieg": {"p": _Range(0.5, 20.0, log=True), "k": _Range(1.0, 50.0, log=True), "meta_lr": _META_LR,
+            "probe_per_class": _PROBE},
+}
 # Searched hyperparameters per method; the others (normalize, eps) keep the trainer's defaults.
 _METHODS: dict[str, dict[str, _Range]] = {
     "dm": {"lam": _Range(0.0, 2.0), "beta": _BETA},
@@ -47,6 +58,7 @@ _METHODS: dict[str, dict[str, _Range]] = {
     "boot-hard": {"beta": _BOOT},
     "sce": {"alpha": _Range(0.01, 1.0, log=True), "beta": _Range(0.1, 2.0)},
     "gradsim": _GRADSIM,
+    **_PROBE_METHODS,
     **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn", "gradsim-random", "gradsim-oracle")},
 }
 # ψ up to ⅔ (λ = 2, the papers' largest); ρ over the papers' best settings' 0.5–5 and beyond.
@@ -92,9 +104,10 @@ def make_space(
     """A define-by-run space for OptunaSearch that returns the method's hyperparameters by their trainer names.
 
     `ranges` overrides default (low, high) pairs by the space's own names (psi, rho for "psi_rho"; lr and
-    weight_decay when tuned); an integer parameter's (gradsim's k) must be whole numbers. `batch_size` is the
-    trials' batch size, the high end of gradsim's k (None: 128). The space is picklable, as OptunaSearch's
-    checkpoints need.
+    weight_decay when tuned); an integer parameter's (gradsim's k, probe_per_class) must be whole numbers. The probe
+    methods' spaces also search the probe set's size, a training setting (TrainConfig.probe_per_class).
+    `batch_size` is the trials' batch size, the high end of gradsim's k (None: 128). The space is picklable, as
+    OptunaSearch's checkpoints need.
 
     >>> space = make_space("dm", parametrization="psi_rho")
     >>> space(optuna.trial.FixedTrial({"psi": 0.5, "rho": 4.0}))
@@ -109,7 +122,7 @@ def make_space(
         if name not in searched:
             raise ConfigError(f"ranges.{name}", value, f"parameters of {method}: {', '.join(searched) or 'none'}")
         searched[name] = _override(name, value, searched[name])
-    _check_accepted(method, parametrization, {n: r for n, r in searched.items() if n not in _TRAINING})
+    _check_accepted(method, parametrization, {n: r for n, r in searched.items() if n not in _TRAINING and not r.train})
     return _Space(method, parametrization, tuple(searched.items()))
 
 
@@ -143,7 +156,7 @@ def _override(name: str, value: Any, default: _Range) -> _Range:
         if not (low.is_integer() and high.is_integer()):
             raise ConfigError(field, value, "whole numbers (an integer parameter)")
         low, high = int(low), int(high)
-    return _Range(low, high, default.log, default.integer)
+    return dataclasses.replace(default, low=low, high=high, to_batch=False)
 
 
 def _check_accepted(method: str, parametrization: Parametrization, searched: dict[str, _Range]) -> None:

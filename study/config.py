@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -24,7 +25,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import torch
 
 from trainers.config import TrainConfig
-from search_spaces import GRIDS, PARAMETRIZATIONS, paper_grid
+from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, paper_grid
 from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
 from trainers.errors import ConfigError
 from trainers.losses import list_losses, loss_params, make_loss
@@ -87,8 +88,9 @@ class SearchConfig:
     """How each noise rate is searched: an Optuna search over `ranges`, or one of the papers' grids."""
 
     mode: Literal["optuna", "grid"] = "optuna"
-    # mode grid: one of GRIDS, or {lam: [...], beta: [...]} (every λ with every β); required then, refused otherwise
-    grid: str | Mapping[str, Sequence[float]] | None = None
+    # mode grid: one of GRIDS, or {param: [values], ...} of the method's parameters (every combination, the first
+    # key outermost; DM's: {lam: [...], beta: [...]}); required then, refused otherwise
+    grid: str | Mapping[str, Sequence[Any]] | None = None
     repeats: int = 1  # mode grid: runs of each cell, with seeds seed … seed + repeats − 1
     parametrization: Literal["lam_beta", "psi_rho"] = "lam_beta"  # psi_rho: DM's (mode, spread); method dm only
     # "default" or a noise rate → {param: (low, high)}; rates are stored as floats
@@ -120,13 +122,14 @@ class SearchConfig:
         _check("asha", self.asha, self.asha is None or isinstance(self.asha, AshaConfig),
                "null, or a mapping of grace_period and reduction_factor")
 
-    def grid_cells(self) -> list[dict[str, float]]:
-        """Mode grid: the (λ, β) cells, λ-major; [] with mode optuna."""
+    def grid_cells(self) -> list[dict[str, Any]]:
+        """Mode grid: the cells (a paper's in its order; of a mapping, every combination, the first key outermost:
+        DM's λ-major); [] with mode optuna."""
         if self.grid is None:
             return []
         if isinstance(self.grid, str):
             return paper_grid(self.grid)
-        return [{"lam": lam, "beta": beta} for lam in self.grid["lam"] for beta in self.grid["beta"]]
+        return [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())]
 
     def ranges_for(self, noise_rate: float) -> dict[str, tuple[float, float]]:
         """The ranges for `noise_rate`: "default" updated by the rate's own entry (rates match within 1e-9)."""
@@ -197,8 +200,7 @@ class StudyConfig:
             value = getattr(self, name)
             _check(name, value, value is None or isinstance(value, str) and value != "", "a non-empty string or null")
         if self.search.mode == "grid":
-            _check("search.mode", "grid", self.method == "dm",
-                   f"the grids are of DM's lam and beta; method {self.method!r} needs mode optuna")
+            _check_grid(self.method, self.method_params, self.train, self.search)
         _check("search.parametrization", self.search.parametrization,
                self.search.parametrization != "psi_rho" or self.method == "dm",
                f"psi_rho reparametrises DM's lam and beta; method {self.method!r} needs lam_beta")
@@ -323,13 +325,21 @@ def _method_params(method: str, params: Any) -> dict[str, Any]:
     return dict(params)
 
 
-def _grid(grid: Any) -> str | dict[str, list[float]]:
-    """A paper grid's name, or {"lam": [...], "beta": [...]} of distinct finite numbers ≥ 0."""
-    allowed = "mode grid needs one of: " + ", ".join(GRIDS) + ", or {lam: [...], beta: [...]}"
+def _grid(grid: Any) -> str | dict[str, list[Any]]:
+    """A paper grid's name; {"lam": [...], "beta": [...]} of distinct finite numbers ≥ 0; or another mapping of names to
+    non-empty lists of distinct numbers, booleans or strings (the method's parameters: see `_check_grid`)."""
+    allowed = (f"mode grid needs one of: {', '.join(GRIDS)}, or {{param: [values], ...}} such as "
+               "{lam: [...], beta: [...]}")
     if isinstance(grid, str):
         _check("grid", grid, grid in GRIDS, allowed)
         return grid
-    _check("grid", grid, isinstance(grid, Mapping) and set(grid) == {"lam", "beta"}, allowed)
+    _check("grid", grid, isinstance(grid, Mapping) and len(grid) > 0 and all(isinstance(k, str) for k in grid), allowed)
+    if set(grid) != {"lam", "beta"}:
+        for name, values in grid.items():
+            ok = (isinstance(values, (list, tuple)) and len(values) > 0 and len(set(map(repr, values))) == len(values)
+                  and all(isinstance(v, (bool, str)) or _is_number(v) for v in values))
+            _check(f"grid.{name}", values, ok, "a non-empty list of distinct numbers, true/false or names")
+        return {name: list(values) for name, values in grid.items()}
     out: dict[str, list[float]] = {}
     for name in ("lam", "beta"):
         values = grid[name]
@@ -338,6 +348,31 @@ def _grid(grid: Any) -> str | dict[str, list[float]]:
         _check(f"grid.{name}", values, ok, "a non-empty list of distinct numbers ≥ 0")
         out[name] = [float(v) for v in values]
     return out
+
+
+def _check_grid(method: str, method_params: Mapping[str, Any], train: TrainConfig, search: SearchConfig) -> None:
+    """A grid fits `method`: a paper's grid is of its settings; a mapping names its parameters or training settings
+    (DM's: lam and beta, which the report's λ × β tables read), and every cell is a setting the trainer accepts."""
+    if isinstance(search.grid, str):
+        owner = grid_method(search.grid)
+        _check("search.mode", "grid", owner == method,
+               f"the grid {search.grid} holds {owner}'s settings; method {method!r} needs mode optuna or its own grid")
+        return
+    _check("search.grid", dict(search.grid), method != "dm" or set(search.grid) == {"lam", "beta"},
+           "for dm: {lam: [...], beta: [...]}, every λ with every β")
+    params = list(loss_params(method))
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in STUDY_SET]
+    for name in search.grid:
+        _check(f"search.grid.{name}", search.grid[name], name in params or name in fields,
+               f"neither a parameter of {method} ({', '.join(params) or 'none'}) nor a training setting")
+    for cell in search.grid_cells():
+        try:
+            own = {k: v for k, v in cell.items() if k in params}
+            train.replace(method=method, method_params={**method_params, **own},
+                          **{k: v for k, v in cell.items() if k not in own})
+        except ConfigError as error:
+            name = error.field.removeprefix(f"{method}.")
+            raise ConfigError(f"search.grid.{name}", error.value, error.allowed) from None
 
 
 def _noise_rates(rates: Any) -> tuple[float, ...]:

@@ -37,11 +37,13 @@ def client_for(tracking_uri: str) -> MlflowClient:
 def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
     """A trial's settings as flat MLflow params: the TrainConfig fields, method hyperparameters and search-space extras.
 
-    A config without the base settings (TRAIN_KEY) gives just its own top-level values.
+    A config without the base settings (TRAIN_KEY) gives just its own top-level values. probe_per_class is the number
+    the trial used (a None resolved by its method).
     """
     params: dict[str, Any] = {}
     if TRAIN_KEY in config:
-        train = train_config(config).to_dict()
+        resolved = train_config(config)
+        train = resolved.to_dict() | {"probe_per_class": resolved.resolved_probe_per_class()}
         params = {k: v for k, v in train.items() if k != "method_params"} | train["method_params"]
     params |= {k: v for k, v in config.items() if k != TRAIN_KEY and not isinstance(v, Mapping)}
     return {k: str(v) for k, v in params.items()}

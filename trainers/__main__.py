@@ -17,11 +17,14 @@ from trainers.models import list_models
 from trainers.noise import NOISE_KINDS
 from trainers.training import Metrics, Trainer
 
-SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "emphasis_var")
+SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "emphasis_var",
+         "weight_clean", "weight_noisy", "relabel_clean", "relabel_noisy")
 # Flags that set a method's hyperparameter; the method must have it (see --help for each method's list).
 METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": float, "eta": float,
-                "epsilon": float, "normalize": str, "eps": float, "a": float, "k": int, "within_class": bool,
-                "layers": str, "drop": float}
+                "epsilon": float, "normalize": str, "eps": float, "a": float, "k": "number", "within_class": bool,
+                "layers": str, "drop": float, "meta_lr": float, "p": float, "temperature": float,
+                "init_relabel": float, "mixup_alpha": float, "meta_momentum": bool, "uc": bool, "mc": bool,
+                "aa": bool, "relabel": bool}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,11 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, kind in METHOD_FLAGS.items():
         flag, what = "--" + name.replace("_", "-"), f"the method's {name}"
         if kind is bool:
-            p.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=f"{what}: true")
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=what)
         else:
-            p.add_argument(flag, dest=name, type=kind, default=None, help=what)
+            p.add_argument(flag, dest=name, type=_number if kind == "number" else kind, default=None, help=what)
     p.add_argument("--noise", default=f"{d.noise}:{d.noise_rate}", metavar="KIND:RATE",
                    help=f"label noise, KIND one of: {', '.join(NOISE_KINDS)}; RATE in [0, 1) (default symmetric:0)")
+    p.add_argument("--probe-per-class", type=int, default=None,
+                   help="trusted examples per class held out before the noise (default: 10 for l2r and ieg, else 0)")
     p.add_argument("--split", default=d.split, help="search: train on the noisy 80%%, validate on the clean 20%%; final: train on all")
     p.add_argument("--epochs", type=int, default=None, help=f"training length in epochs (default {d.epochs})")
     p.add_argument("--iterations", type=int, default=None, help="training length in iterations instead of epochs")
@@ -67,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--milestones", default="", help="multistep: comma-separated, e.g. 15000,22000")
     p.add_argument("--cosine-period", type=float, default=None, help="cosine: first period (default: the whole run)")
     p.add_argument("--cosine-mult", type=float, default=d.cosine_mult, help="cosine: each restart's period ×")
+    p.add_argument("--cosine-decay", type=float, default=d.cosine_decay, help="cosine: each restart's peak ×")
     p.add_argument("--warmup", type=float, default=d.warmup, help="linear warm-up length")
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument("--augment", choices=("on", "off"), default=None, help="crop and flip (default: the data set's)")
@@ -75,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--json", action="store_true", help="print each evaluation as one JSON line instead of a table")
     return p
+
+
+def _number(text: str) -> int | float:
+    """An integer where the text is one (gradsim's k), else a float (IEG's k)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -96,7 +113,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
         weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=epochs, iterations=args.iterations,
         schedule=args.schedule, schedule_unit=args.schedule_unit, milestones=milestones, gamma=args.gamma,
-        cosine_period=args.cosine_period, cosine_mult=args.cosine_mult, warmup=args.warmup,
+        cosine_period=args.cosine_period, cosine_mult=args.cosine_mult, cosine_decay=args.cosine_decay,
+        probe_per_class=args.probe_per_class, warmup=args.warmup,
         augment=None if args.augment is None else args.augment == "on", device=args.device, bf16=args.bf16,
         seed=args.seed,
     )

@@ -1,9 +1,16 @@
-"""Batched augmentation on the device: zero-pad, random crop and horizontal flip as tensor operations."""
+"""Batched augmentation on the device: zero-pad, random crop and horizontal flip as tensor operations; cutout; and
+torchvision's AutoAugment on groups of a batch (IEG's augmented views, seed 003)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchvision.transforms import v2
+
+# AutoAugment's learned policies: CIFAR-10's for colour images (the paper's); for one channel SVHN's, learned on digits
+# (CIFAR-10's colour and saturation operations do nothing to a grey image).
+AA_POLICY = {3: v2.AutoAugmentPolicy.CIFAR10, 1: v2.AutoAugmentPolicy.SVHN}
+AA_GROUPS = 8  # sub-policies drawn per batch: torchvision applies one to all the images of a call
 
 
 def crop_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
@@ -18,3 +25,37 @@ def crop_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[batch, chan, rows, cols]
+
+
+def cutout(x: Tensor, size: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """Each image of x (B×C×H×W) with a size×size square set to 0 (the mean of normalised data) around a random centre,
+    clipped at the border (DeVries & Taylor 2017); size defaults to half the height (16 for CIFAR's 32)."""
+    b, _, h, w = x.shape
+    size = h // 2 if size is None else size
+    centre = (torch.rand(2, b, 1, device=x.device, generator=generator) * torch.tensor([[[h]], [[w]]], device=x.device))
+    centre = centre.floor() - size // 2
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    inside_rows = (rows >= centre[0]) & (rows < centre[0] + size)
+    inside_cols = (cols >= centre[1]) & (cols < centre[1] + size)
+    hole = inside_rows[:, None, :, None] & inside_cols[:, None, None, :]
+    return x.masked_fill(hole, 0)
+
+
+def auto_augment(x: Tensor, groups: int = AA_GROUPS) -> Tensor:
+    """AutoAugment (torchvision's, policy AA_POLICY by channel count) on a batch of normalised float images, one
+    sub-policy per each of `groups` slices of the batch, drawn from the global generator.
+
+    The images go to uint8 through each channel's range within the batch (min → 0, max → 255; for a batch of real
+    images the data set's own 0 and 255) and come back through the same affine map.
+    """
+    channels = x.shape[1]
+    if channels not in AA_POLICY:
+        raise ValueError(f"AutoAugment needs 1 or 3 channels, not {channels}")
+    policy = v2.AutoAugment(AA_POLICY[channels])
+    low = x.amin(dim=(0, 2, 3), keepdim=True)
+    span = (x.amax(dim=(0, 2, 3), keepdim=True) - low).clamp_min(torch.finfo(x.dtype).tiny)
+    pixels = ((x - low) / span * 255).round().clamp(0, 255).to(torch.uint8)
+    chunk = -(-len(x) // groups)
+    out = torch.cat([policy(part) for part in pixels.split(chunk)])
+    return (out.to(x.dtype) / 255) * span + low

@@ -12,6 +12,7 @@ from trainers.errors import ConfigError
 from trainers.losses import make_loss
 from trainers.models import list_models
 from trainers.noise import NOISE_KINDS
+from trainers.splits import PROBE_PER_CLASS
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("search", "final"),
@@ -39,6 +40,8 @@ class TrainConfig:
     noise_rate: float = 0.0                # share of training labels corrupted, in [0, 1)
     split: Literal["search", "final"] = "search"  # search: 80% noisy train, 20% clean validation
     val_fraction: float = 0.2
+    probe_per_class: int | None = None     # trusted examples per class held out before the noise as the probe set
+                                           # (None: 10, the paper's, for the methods that use one (l2r, ieg), else 0)
     # optimisation
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = 0.01                       # the papers' 0.1 suits batch-normalised ResNets; see DESIGN §2
@@ -82,7 +85,11 @@ class TrainConfig:
         _one_of("model", self.model, tuple(list_models()))
         for name, allowed in _CHOICES.items():
             _one_of(name, getattr(self, name), allowed)
-        make_loss(self.method, **self.method_params)
+        loss = make_loss(self.method, **self.method_params)
+        probe = self.probe_per_class
+        _check("probe_per_class", probe, probe is None or _int(probe) and probe >= 0, "an integer ≥ 0, or None")
+        _check("probe_per_class", probe, probe != 0 or "probe" not in getattr(loss, "needs", ()),
+               f"an integer ≥ 1, or None for {PROBE_PER_CLASS}: {self.method} learns from a trusted probe set")
         needed = {"asym-cifar10": "cifar10", "asym-cifar100": "cifar100"}.get(self.noise)
         if needed and self.dataset != needed:
             raise ConfigError("noise", self.noise, f"fits only the data set {needed}, not {self.dataset}")
@@ -107,6 +114,13 @@ class TrainConfig:
         _check("cosine_decay", self.cosine_decay, 0 < self.cosine_decay <= 1, "a number in (0, 1]")
         _check("warmup", self.warmup, self.warmup >= 0, "a number ≥ 0")
         _check("seed", self.seed, _int(self.seed) and self.seed >= 0, "an integer ≥ 0")
+
+    def resolved_probe_per_class(self) -> int:
+        """The probe set's examples per class: `probe_per_class`, or where it is None PROBE_PER_CLASS for the methods
+        that learn from a probe and 0 for the others."""
+        if self.probe_per_class is not None:
+            return self.probe_per_class
+        return PROBE_PER_CLASS if "probe" in getattr(make_loss(self.method, **self.method_params), "needs", ()) else 0
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with `changes` applied (and validated)."""

@@ -1,4 +1,5 @@
-"""Losses chosen by name: derivative manipulation, its derivative-normalised kin, gradient similarity, the baselines."""
+"""Losses chosen by name: derivative manipulation, its derivative-normalised kin, gradient similarity, the methods
+that learn from a trusted probe set (L2R, IEG), the baselines."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from trainers.gradsim import (
     ranking_only_weights,
     weights_from_cosines,
 )
+from trainers.ieg import IEG
+from trainers.meta import Layers, check_layers
 from trainers.registry import Registry
+from trainers.reweight import L2R
 
 Normalize = Literal["sum", "mean", "none"]
-Layers = Literal["last", "all"]
 LossBuilder = Callable[..., nn.Module]
 LOSSES: Registry[LossBuilder] = Registry("method")
 
@@ -33,7 +36,8 @@ def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
     """Register a loss builder (keyword-only hyperparameters with defaults) under `name`.
 
     The module it builds maps (logits, targets) to a scalar; one with `needs` also gets what those name, as keyword
-    arguments (see WeightedCE).
+    arguments (see WeightedCE). A trainers.reweight.ProbeMethod runs the model itself: (inputs, targets, **needs) →
+    (the batch's logits, the loss).
     """
     return LOSSES.register(name)
 
@@ -191,8 +195,7 @@ class GradSimLoss(WeightedCE):
         check_a_k(a, k)
         if not isinstance(within_class, bool):
             raise ConfigError("within_class", within_class, "true or false")
-        if layers not in get_args(Layers):
-            raise ConfigError("layers", layers, "one of: " + ", ".join(get_args(Layers)))
+        check_layers(layers)
         if not 0 <= drop < 1:
             raise ConfigError("drop", drop, "a number in [0, 1): the share of each batch given weight 0")
         self.a, self.k, self.within_class, self.layers, self.drop = a, k, within_class, layers, drop
@@ -331,3 +334,19 @@ def _gradsim_random() -> nn.Module:
 def _gradsim_oracle() -> nn.Module:
     """Reads the noise mask: an upper bound for analysis, not a method."""
     return _OracleWeights()
+
+
+@register_loss("l2r")
+def _l2r(*, meta_lr: float = 0.1, layers: Layers = "all") -> nn.Module:
+    """Learning to reweight from a trusted probe set; meta_lr: the authors' fixed virtual step size."""
+    return L2R(meta_lr, layers)
+
+
+@register_loss("ieg")
+def _ieg(*, meta_lr: float = 0.1, p: float = 5.0, k: float = 20.0, temperature: float = 0.5, init_relabel: float = 0.9,
+         meta_momentum: bool = True, mixup_alpha: float = 0.5, uc: bool = True, mc: bool = True, aa: bool = True,
+         relabel: bool = True, layers: Layers = "all") -> nn.Module:
+    """IEG with the paper's coefficients (p = 5, k = 20, T = 0.5) and switches for seed 003 Table 7's components."""
+    return IEG(meta_lr=meta_lr, p=p, k=k, temperature=temperature, init_relabel=init_relabel,
+               meta_momentum=meta_momentum, mixup_alpha=mixup_alpha, uc=uc, mc=mc, aa=aa, relabel=relabel,
+               layers=layers)

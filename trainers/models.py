@@ -83,6 +83,13 @@ class LeNet(Classifier):
         self.head = nn.Linear(84, num_classes)
 
 
+def _he_init(model: nn.Module) -> None:
+    """He's initialisation (fan-out, ReLU) of every convolution in `model`."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
 class _BasicBlock(nn.Module):
     """Post-activation basic block with a parameter-free shortcut (He et al. 2016, option A)."""
 
@@ -119,13 +126,57 @@ class CifarResNet(Classifier):
                 c_in = c_out
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(64, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _he_init(self)
 
 
 for _depth in (20, 32, 44, 56, 110):
     register_model(f"resnet{_depth}")(functools.partial(CifarResNet, depth=_depth))
+
+
+class _Bottleneck(nn.Module):
+    """Pre-activation bottleneck unit (He et al. 2016b): 1×1 (stride), 3×3, 1×1 convolutions after BN-ReLU each, with a
+    1×1 projection shortcut of the raw input at the first unit of a stage; the network's first unit has no BN-ReLU
+    before its first convolution (the stem's follows it)."""
+
+    def __init__(self, c_in: int, width: int, c_out: int, stride: int, *, project: bool, first: bool) -> None:
+        super().__init__()
+        self.pre = nn.Identity() if first else nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU())
+        self.conv1 = nn.Conv2d(c_in, width, 1, stride, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(width), nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn3, self.conv3 = nn.BatchNorm2d(width), nn.Conv2d(width, c_out, 1, bias=False)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, bias=False) if project else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv1(self.pre(x))
+        y = self.conv3(F.relu(self.bn3(self.conv2(F.relu(self.bn2(y))))))
+        return y + (x if self.shortcut is None else self.shortcut(x))
+
+
+class PreActResNet(Classifier):
+    """Pre-activation bottleneck ResNet of depth 9n+2 (the Keras CIFAR-10 example's ResNet v2, which seed 003 uses as
+    ResNet-29): a 3×3 stem of 16, then stages of n units widening to 64, 128 and 256 channels."""
+
+    def __init__(
+        self, *, depth: int, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__(dropout)
+        if depth < 11 or (depth - 2) % 9:
+            raise ConfigError("depth", depth, "9n+2 with n >= 1")
+        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+        width = 16
+        for stage in range(3):
+            c_out = width * (4 if stage == 0 else 2)
+            for i in range((depth - 2) // 9):
+                c_in = width if i == 0 else c_out
+                layers.append(_Bottleneck(c_in, width, c_out, 2 if stage > 0 and i == 0 else 1, project=i == 0,
+                                          first=stage == 0 and i == 0))
+            width = c_out
+        self.body = nn.Sequential(*layers, nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(width, num_classes)
+        _he_init(self)
+
+
+register_model("resnet29")(functools.partial(PreActResNet, depth=29))
 
 
 class _WideBlock(nn.Module):
@@ -164,9 +215,7 @@ class WideResNet(Classifier):
             *layers, nn.BatchNorm2d(c_in), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
         )
         self.head = nn.Linear(c_in, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _he_init(self)
 
 
 register_model("wrn28_10")(functools.partial(WideResNet, depth=28, width=10))

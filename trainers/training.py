@@ -16,6 +16,7 @@ from trainers.errors import ConfigError
 from trainers.gradsim import noisy_among_extremes
 from trainers.losses import WeightedCE, make_loss
 from trainers.models import create_model
+from trainers.reweight import ProbeMethod
 from trainers.schedules import Schedule
 from trainers.splits import derive_seeds, make_split
 
@@ -45,22 +46,25 @@ class Trainer:
         self.device = resolve_device(config.device)
         data = data if data is not None else load_dataset(config.dataset, config.data_root)
         split = make_split(data, noise=config.noise, noise_rate=config.noise_rate, split=config.split,
-                           val_fraction=config.val_fraction, seed=config.seed)
+                           val_fraction=config.val_fraction, probe_per_class=config.resolved_probe_per_class(),
+                           seed=config.seed)
         seeds = derive_seeds(config.seed)
         dev = self.device
         self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
         self.true_y, self.is_noisy = split.true_y.to(dev), split.is_noisy.to(dev)
         self.val = (split.val_x.to(dev), split.val_y.to(dev)) if split.val_x is not None else None
         self.test = (split.test_x.to(dev), split.test_y.to(dev))
+        self.probe = (split.probe_x.to(dev), split.probe_y.to(dev)) if split.probe_x is not None else None
         self.augment = data.augment if config.augment is None else config.augment
         self.channels_last = dev.type == "cuda"
 
         torch.manual_seed(seeds.init)  # initialisation, then dropout, draw from the global generator
         model = create_model(config.model, in_shape=data.in_shape, num_classes=data.num_classes, dropout=config.dropout)
         self.model = model.to(dev, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
-        self.loss_fn = make_loss(config.method, **config.method_params)
+        self.loss_fn = make_loss(config.method, **config.method_params).to(dev)
         self._needs: tuple[str, ...] = tuple(getattr(self.loss_fn, "needs", ()))  # see trainers.losses.WeightedCE
-        self._ranks = isinstance(self.loss_fn, WeightedCE)
+        self._runs_model = isinstance(self.loss_fn, ProbeMethod)
+        self._ranks = isinstance(self.loss_fn, (WeightedCE, ProbeMethod))
         params, lr, wd = self.model.parameters(), config.lr, config.weight_decay
         self.optimizer = (
             torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd)
@@ -80,6 +84,7 @@ class Trainer:
         self._clock = time.perf_counter()
         self.info = {"noise_rate_realised": split.noise_rate, "train_size": n,
                      "val_size": 0 if self.val is None else len(self.val[1]), "test_size": len(self.test[1]),
+                     "probe_size": 0 if self.probe is None else len(self.probe[1]),
                      "num_classes": data.num_classes,
                      "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                      "device": str(dev), "parameters": sum(p.numel() for p in self.model.parameters())}
@@ -108,17 +113,20 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * self.schedule(self.step)
         self.model.train()
-        features = None
+        features, noisy = None, self.is_noisy[idx]
+        extras = {"inputs": x, "model": self.model, "noisy": noisy, "probe": self.probe, "optimizer": self.optimizer}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            if "features" in self._needs:  # the same forward as the model's own, keeping the final layer's input
+            if self._runs_model:  # the method runs the model itself (trainers.reweight): the batch's logits, the loss
+                logits, loss = self.loss_fn(x, y, **{name: extras[name] for name in self._needs})
+            elif "features" in self._needs:  # the same forward as the model's own, keeping the final layer's input
                 features = self.model.dropout(self.model.features(x))
                 logits = self.model.head(features)
             else:
                 logits = self.model(x)
         logits.retain_grad()
-        noisy = self.is_noisy[idx]
-        extras = {"features": features, "inputs": x, "model": self.model, "noisy": noisy}
-        loss = self.loss_fn(logits, y, **{name: extras[name] for name in self._needs})
+        if not self._runs_model:
+            extras["features"] = features
+            loss = self.loss_fn(logits, y, **{name: extras[name] for name in self._needs})
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -168,6 +176,8 @@ class Trainer:
             "p_clean": _mean(p_given[clean]),
             "p_noisy": _mean(p_given[noisy]),
         }
+        if self._runs_model:
+            metrics.update(self.loss_fn.epoch_metrics())
         if self.val is not None:
             metrics["val_acc"] = _accuracy(self.predict(self.val[0]), self.val[1])
         metrics["test_acc"] = _accuracy(self.predict(self.test[0]), self.test[1])
@@ -199,6 +209,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "history": self.history,
+            "method": self.loss_fn.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -213,6 +224,7 @@ class Trainer:
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history = list(state["history"])
+        self.loss_fn.load_state_dict(state.get("method", {}))
         self._clock = time.perf_counter()
 
 

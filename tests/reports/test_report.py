@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from reports import load_study, write_report
-from reports._tables import ablation_grid, best_beta_per_lambda, emphasis_mode_table, summary_table
+from reports._tables import ablation_grid, best_beta_per_lambda, emphasis_mode_table, grid_cells_table, summary_table
 from reports._write import write_table
 
 RATES = (0.0, 0.4)
@@ -167,8 +167,10 @@ def test_tables_of_odd_studies_never_raise(tmp_path: Path) -> None:
                             "val_acc": [0.7]})
     for trials in (empty, other, partial):
         for table in (ablation_grid(trials, 0.2, "test_acc"), best_beta_per_lambda(trials, 0.4),
-                      emphasis_mode_table(trials, 0.2)):
+                      emphasis_mode_table(trials, 0.2), grid_cells_table(trials, 0.2, ["uc", "lr"])):
             assert not table.empty or table.attrs["note"]
+    cells = grid_cells_table(other, 0.2, ["lr"])  # one row per cell, best mean val_acc first
+    assert cells["lr"].tolist() == ["0.2", "0.1"] and cells["val_acc"].tolist() == ["0.6000 (n=1)", "0.5000 (n=1)"]
     modes = emphasis_mode_table(partial, 0.2)
     assert modes["intact_acc"].isna().all() and modes["val_acc"].tolist() == [0.7]
     assert ablation_grid(partial, 0.2, "val_acc").iloc[0]["beta=2"] == "0.7000 (n=1)"

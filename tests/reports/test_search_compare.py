@@ -132,3 +132,13 @@ def test_published_numbers_are_matched_by_set_up_and_the_difference_is_ours_minu
             assert row["paper's row"] == paper.label
             assert row["difference (points)"] == pytest.approx(round(ours - paper.accuracy, 2))
     assert set(table["source"]) == {"seed 000 Table 4", "seed 002 Table 1"}
+
+
+def test_seed_003_numbers_are_found_by_set_up_with_the_best_probe_size() -> None:
+    from reports._published import published_for
+
+    (ieg,) = published_for("cifar100", "wrn28_10", "uniform", 0.4, "ieg")
+    assert (ieg.source, ieg.label, ieg.accuracy, ieg.std) == ("seed 003 Table 2", "IEG (1k probe)", 80.2, 0.3)
+    assert [p.accuracy for p in published_for("cifar10", "resnet29", "uniform", 0.8, "ieg")] == [85.6]
+    assert [p.accuracy for p in published_for("cifar10", "wrn28_10", "uniform", 0.8, "l2r")] == [73.0]
+    assert published_for("cifar10", "wrn28_10", "symmetric", 0.4, "ieg") == []  # the paper's noise is uniform

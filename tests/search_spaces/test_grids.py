@@ -2,7 +2,7 @@
 
 import pytest
 
-from search_spaces import GRIDS, paper_best, paper_grid
+from search_spaces import GRIDS, grid_method, paper_best, paper_grid
 from trainers import ConfigError, make_loss
 
 TABLE3_BETAS = {0.0: (0.5, 1, 2, 4), 0.5: (4, 8, 12, 16), 1.0: (8, 12, 16, 20), 2.0: (12, 16, 20, 24)}  # Figs 6–9
@@ -15,7 +15,8 @@ def cells(name: str) -> list[tuple[float, float]]:
 
 
 def test_grid_names() -> None:
-    assert GRIDS == ("table3", "table7")
+    assert GRIDS == ("table3", "table7", "ieg-table7")
+    assert [grid_method(name) for name in GRIDS] == ["dm", "dm", "ieg"]
 
 
 @pytest.mark.parametrize(("name", "expected"), [("table3", TABLE3), ("table7", TABLE7)])
@@ -26,9 +27,16 @@ def test_grid_cells(name: str, expected: list) -> None:
 
 
 @pytest.mark.parametrize("name", GRIDS)
-def test_every_cell_is_a_dm_setting(name: str) -> None:
+def test_every_cell_is_a_setting_of_its_method(name: str) -> None:
     for cell in paper_grid(name):
-        make_loss("dm", **cell)
+        make_loss(grid_method(name), **cell)
+
+
+def test_ieg_table7_rows() -> None:
+    """Seed 003 Table 7: row 1 (L2R) has no component, row 5 (IEG) all; rows 2–4 add λ, AA, MC; 6–8 drop MC, AA, λ."""
+    rows = [tuple(name for name in ("uc", "mc", "aa", "relabel") if cell[name]) for cell in paper_grid("ieg-table7")]
+    assert rows == [(), ("relabel",), ("aa", "relabel"), ("mc", "aa", "relabel"), ("uc", "mc", "aa", "relabel"),
+                    ("uc", "aa", "relabel"), ("uc", "mc", "relabel"), ("uc", "mc", "aa")]
 
 
 @pytest.mark.parametrize(
@@ -73,7 +81,8 @@ def test_rates_the_paper_lacks(dataset: str, rate: float) -> None:
 
 @pytest.mark.parametrize(
     ("call", "field"),
-    [(lambda: paper_grid("table4"), "search.grid"), (lambda: paper_best("cifar-100", 0.2), "dataset")],
+    [(lambda: paper_grid("table4"), "search.grid"), (lambda: grid_method("table4"), "search.grid"),
+     (lambda: paper_best("cifar-100", 0.2), "dataset")],
 )
 def test_unknown_names(call, field: str) -> None:
     with pytest.raises(ConfigError) as error:

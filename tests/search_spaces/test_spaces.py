@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import FixedTrial
 
 from search_spaces import PARAMETRIZATIONS, as_point, default_ranges, make_space, paper_best, to_psi_rho
-from trainers import ConfigError, list_losses, make_loss
+from trainers import ConfigError, TrainConfig, list_losses, make_loss
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -27,10 +27,14 @@ SPEC = {
     "boot-hard": {"beta": (0.5, 1.0, False)},
     "sce": {"alpha": (0.01, 1.0, True), "beta": (0.1, 2.0, False)},
     "gradsim": {"a": (1.0, 16.0, True), "k": (2, 128, True)},
+    "l2r": {"meta_lr": (0.01, 1.0, True), "probe_per_class": (1, 20, True)},
+    "ieg": {"p": (0.5, 20.0, True), "k": (1.0, 50.0, True), "meta_lr": (0.01, 1.0, True),
+            "probe_per_class": (1, 20, True)},
     **{name: {} for name in ("cce", "mae", "mse", "cce-dn", "mae-dn", "mse-dn", "gradsim-random", "gradsim-oracle")},
 }
 PSI_RHO = {"psi": (0.0, 2 / 3, False), "rho": (0.5, 8.0, True)}
 TRAINING = {"lr": (1e-3, 0.1, True), "weight_decay": (1e-5, 1e-3, True)}
+TRAIN_FIELDS = {"lr", "weight_decay", "probe_per_class"}  # what the trainer reads from TrainConfig, not the method
 # (method, parametrization, its Optuna names and ranges)
 SPACES = [(m, "lam_beta", SPEC[m]) for m in sorted(SPEC)] + [("dm", "psi_rho", PSI_RHO)]
 
@@ -61,7 +65,9 @@ def test_space_returns_the_trainer_names(method: str, tune: bool) -> None:
         assert returned is None
         return
     assert returned.keys() == SPEC[method].keys() | training.keys()
-    make_loss(method, **{k: v for k, v in returned.items() if k not in TRAINING})
+    make_loss(method, **{k: v for k, v in returned.items() if k not in TRAIN_FIELDS})
+    TrainConfig(method=method, method_params={k: v for k, v in returned.items() if k not in TRAIN_FIELDS},
+                **{k: v for k, v in returned.items() if k in TRAIN_FIELDS})
 
 
 def test_nothing_to_search_suggests_nothing() -> None:
@@ -113,6 +119,13 @@ def test_ranges_override_the_defaults() -> None:
     make_space("sce", ranges={"alpha": (0.1, 0.1)}, tune_lr=True)(trial)
     assert trial.distributions["alpha"] == optuna.distributions.FloatDistribution(0.1, 0.1, log=True)
     assert trial.params["alpha"] == 0.1
+
+
+def test_probe_size_is_an_integer_training_setting() -> None:
+    trial = optuna.create_study().ask()
+    returned = make_space("ieg", ranges={"probe_per_class": [5.0, 10.0]})(trial)
+    assert trial.distributions["probe_per_class"] == optuna.distributions.IntDistribution(5, 10, log=True)
+    assert isinstance(returned["probe_per_class"], int) and 5 <= returned["probe_per_class"] <= 10
 
 
 def test_gradsim_k_is_an_integer_up_to_the_batch_size() -> None:
@@ -169,6 +182,9 @@ def test_space_survives_pickling() -> None:
         ({"method": "gradsim", "ranges": {"k": (0, 8)}}, "ranges.k"),  # log scale
         ({"method": "gradsim", "ranges": {"a": (-1, 4)}}, "ranges.a"),
         ({"method": "gradsim", "batch_size": 0}, "batch_size"),
+        ({"method": "ieg", "ranges": {"probe_per_class": (0, 10)}}, "ranges.probe_per_class"),  # log scale: ≥ 1
+        ({"method": "ieg", "ranges": {"probe_per_class": (1, 2.5)}}, "ranges.probe_per_class"),
+        ({"method": "ieg", "ranges": {"k": (-1, 20)}}, "ranges.k"),
         ({"method": "gradsim", "batch_size": 64.0}, "batch_size"),
     ],
 )

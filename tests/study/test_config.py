@@ -22,7 +22,8 @@ from trainers import ConfigError
 from search_spaces import paper_grid
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-GPU_CONFIGS = ("cifar10_resnet56_table3.yaml", "cifar100_resnet44_table7.yaml", "cifar10_lenet_gradsim.yaml")
+GPU_CONFIGS = ("cifar10_resnet56_table3.yaml", "cifar100_resnet44_table7.yaml", "cifar10_lenet_gradsim.yaml",
+               "cifar10_wrn28_ieg.yaml", "cifar100_resnet29_ieg_table7.yaml")
 
 
 def write(tmp_path: Path, text: str, name: str = "study.yaml") -> Path:
@@ -59,6 +60,19 @@ def test_gpu_configs_say_what_they_regenerate() -> None:
     assert table7.noise_rates == (0.2, 0.4, 0.6)
     fashion = load_study_config(CONFIGS / "fashion_mnist.yaml")
     assert fashion.method_params == {"eps": 1e-8} and fashion.search.num_samples == 8
+
+
+def test_ieg_configs_say_what_they_regenerate() -> None:
+    wrn = load_study_config(CONFIGS / "cifar10_wrn28_ieg.yaml", allow_missing_gpu=True)
+    assert (wrn.method, wrn.train.dataset, wrn.train.model, wrn.noise) == ("ieg", "cifar10", "wrn28_10", "uniform")
+    assert wrn.search.grid_cells() == [{"k": 20.0}] and wrn.train.probe_per_class == 10
+    schedule = (wrn.train.schedule, wrn.train.cosine_period, wrn.train.cosine_mult, wrn.train.cosine_decay)
+    assert schedule == ("cosine", 500, 1.5, 0.9) and wrn.train.schedule_unit == "iteration"
+    table7 = load_study_config(CONFIGS / "cifar100_resnet29_ieg_table7.yaml", allow_missing_gpu=True)
+    assert (table7.train.dataset, table7.train.model, table7.search.grid) == ("cifar100", "resnet29", "ieg-table7")
+    assert table7.noise_rates == (0.4, 0.8) and len(table7.search.grid_cells()) == 8
+    fashion = load_study_config(CONFIGS / "fashion_mnist_ieg.yaml")
+    assert fashion.noise_rates == (0.4, 0.8) and fashion.resources.gpus_per_trial == 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")
@@ -176,6 +190,15 @@ BAD = [
     ("search: {mode: grid, grid: {lam: [0], beta: []}}\n", (), "search.grid.beta", "[]"),
     ("search: {mode: grid, grid: {lam: [1, 1], beta: [2]}}\n", (), "search.grid.lam", "[1, 1]"),
     ("search: {mode: grid, grid: table3, repeats: 0}\n", (), "search.repeats", "0"),
+    ("method: ieg\nsearch: {mode: grid, grid: table3}\n", (), "search.mode", "'ieg'"),
+    ("search: {mode: grid, grid: ieg-table7}\n", (), "search.mode", "'dm'"),
+    ("method: ieg\nsearch: {mode: grid, grid: {uc: [true], lam: [1]}}\n", (), "search.grid.lam", "[1]"),
+    ("method: ieg\nsearch: {mode: grid, grid: {p: [1, -1]}}\n", (), "search.grid.p", "-1"),
+    ("method: ieg\nsearch: {mode: grid, grid: {uc: []}}\n", (), "search.grid.uc", "[]"),
+    ("method: ieg\nsearch: {mode: grid, grid: {uc: [true, true]}}\n", (), "search.grid.uc", "[True, True]"),
+    ("method: ieg\nsearch: {mode: grid, grid: {uc: [[1]]}}\n", (), "search.grid.uc", "[[1]]"),
+    ("method: ieg\nsearch: {mode: grid, grid: {probe_per_class: [1, 0]}}\n", (), "search.grid.probe_per_class", "0"),
+    ("method: ieg\nsearch: {mode: grid, grid: {seed: [1, 2]}}\n", (), "search.grid.seed", "[1, 2]"),
     ("search: {repeats: 3}\n", (), "search.repeats", "3"),
     ("method: gce\nsearch: {parametrization: psi_rho}\n", (), "search.parametrization", "'gce'"),
     ("search: {asha: {reduction_factor: 1}}\n", (), "search.asha.reduction_factor", "1"),
@@ -266,4 +289,15 @@ def test_a_grid_of_lists_is_every_lambda_with_every_beta_and_repeats_multiply_th
     assert study_config_from_dict(config.to_dict()) == config
     paper = load_study_config(None, ["search.mode=grid", "search.grid=table3"])
     assert paper.search.grid_cells() == paper_grid("table3") and paper.search.repeats == 1
+
+
+def test_a_grid_of_another_methods_parameters_is_every_combination() -> None:
+    config = load_study_config(None, ["method=ieg", "search.mode=grid", "search.grid={uc: [true, false], p: [1, 5]}"])
+    assert config.search.grid_cells() == [{"uc": True, "p": 1}, {"uc": True, "p": 5}, {"uc": False, "p": 1},
+                                          {"uc": False, "p": 5}]
+    assert study_config_from_dict(config.to_dict()) == config
+    probe = load_study_config(None, ["method=ieg", "search.mode=grid", "search.grid={probe_per_class: [1, 5, 10]}"])
+    assert probe.search.grid_cells() == [{"probe_per_class": k} for k in (1, 5, 10)]  # a training setting too
+    table7 = load_study_config(None, ["method=ieg", "search.mode=grid", "search.grid=ieg-table7"])
+    assert table7.search.grid_cells() == paper_grid("ieg-table7") and len(paper_grid("ieg-table7")) == 8
 

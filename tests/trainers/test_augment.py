@@ -1,4 +1,4 @@
-"""Tests for trainers.augment.crop_flip: every output is a window of the zero-padded input, flipped or not."""
+"""Tests for trainers.augment: crop_flip gives windows of the zero-padded input, flipped or not; cutout; AutoAugment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from trainers.augment import crop_flip
+from trainers.augment import auto_augment, crop_flip, cutout
 
 
 def _candidates(image: torch.Tensor, pad: int) -> tuple[torch.Tensor, list[tuple[int, int, bool]]]:
@@ -100,3 +100,37 @@ def test_pad_zero_only_flips() -> None:
     flipped = (out == x.flip(3)).flatten(1).all(1)
     assert bool((same | flipped).all())
     assert 0.35 < flipped.float().mean().item() < 0.65
+
+
+def test_cutout_zeroes_one_clipped_square_per_image() -> None:
+    x = torch.rand(64, 2, 10, 12, generator=torch.Generator().manual_seed(0)) + 1  # no zeros of its own
+    out = cutout(x, size=4, generator=torch.Generator().manual_seed(1))
+    holes = out == 0
+    assert torch.equal(holes[:, 0], holes[:, 1])  # the same square on every channel
+    assert torch.equal(out[~holes], x[~holes])
+    for hole in holes[:, 0]:
+        rows, cols = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
+        assert len(rows) and len(cols) and int(hole.sum()) == len(rows) * len(cols)  # a rectangle
+        assert len(rows) <= 4 and len(cols) <= 4
+        assert (len(rows) == 4 or rows[0] == 0 or rows[-1] == 9) and (len(cols) == 4 or cols[0] == 0 or cols[-1] == 11)
+    assert (holes[:, 0].flatten(1).sum(1) == 16).float().mean() > 0.3  # most squares lie wholly inside
+    assert cutout(x).eq(0).flatten(1).sum(1).max() == 2 * 5 * 5  # default size: half the height
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_auto_augment_keeps_shape_and_each_channels_range(channels: int) -> None:
+    torch.manual_seed(0)
+    levels = torch.randint(0, 256, (32, channels, 16, 16)).float()
+    levels[0, :, 0, 0], levels[0, :, 0, 1] = 0, 255
+    x = (levels / 255 - 0.4) / 0.3  # normalised images whose pixels 0 and 255 both occur
+    out = auto_augment(x, groups=4)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    back = (out * 0.3 + 0.4) * 255
+    torch.testing.assert_close(back, back.round(), rtol=0, atol=1e-3)  # still whole pixel levels
+    assert back.min() >= -1e-3 and back.max() <= 255 + 1e-3
+    assert not torch.equal(out, x)
+
+
+def test_auto_augment_refuses_two_channels() -> None:
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        auto_augment(torch.zeros(2, 2, 8, 8))

@@ -52,6 +52,14 @@ def test_gradsim_flags_and_the_exponential_schedule_reach_the_config() -> None:
     assert config_from_args(_parser().parse_args(["--method", "gradsim"])).method_params == {}
 
 
+def test_ieg_switches_probe_and_warm_restarts_reach_the_config() -> None:
+    args = _parser().parse_args(["--method", "ieg", "--k", "1.5", "--p", "2", "--no-uc", "--aa", "--meta-lr", "0.01",
+                                 "--probe-per-class", "5", "--schedule", "cosine", "--cosine-decay", "0.9"])
+    config = config_from_args(args)
+    assert config.method_params == {"k": 1.5, "p": 2.0, "uc": False, "aa": True, "meta_lr": 0.01}
+    assert (config.probe_per_class, config.cosine_decay) == (5, 0.9)
+
+
 def test_help_lists_every_method_and_dataset() -> None:
     result = python_m("--help")
     assert result.returncode == 0
@@ -83,7 +91,10 @@ BAD = [
     ("lr-infinite", ["--lr", "inf"], ("lr", "inf")),
     ("beta-nan", ["--method", "dm", "--beta", "nan"], ("beta", "nan")),
     ("milestones-not-numbers", ["--milestones", "5,x"], ("--milestones", "5,x")),
-    ("unknown-flag", ["--temperature", "0.1"], ("--temperature",)),
+    ("unknown-flag", ["--tau", "0.1"], ("--tau",)),
+    ("k-not-a-number", ["--method", "ieg", "--k", "x"], ("--k", "x")),
+    ("gradsim-k-not-whole", ["--method", "gradsim", "--k", "1.5"], ("k", "1.5")),
+    ("probe-method-without-probe", ["--method", "l2r", "--probe-per-class", "0"], ("probe_per_class", "0")),
     ("asym-noise-wrong-dataset", ["--noise", "asym-cifar10:0.2"], ("noise", "asym-cifar10")),
     ("nesterov-without-momentum", ["--nesterov", "--momentum", "0"], ("nesterov", "momentum")),
     ("eps-negative", ["--method", "dm", "--eps", "-1"], ("eps", "-1")),

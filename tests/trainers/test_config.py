@@ -89,6 +89,9 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"warmup": -1}, "warmup", "-1"),
     ({"momentum": 1.0}, "momentum", "1.0"),
     ({"device": "tpu"}, "device", "'tpu'"),
+    ({"probe_per_class": -1}, "probe_per_class", "-1"),
+    ({"probe_per_class": 2.0}, "probe_per_class", "2.0"),
+    ({"probe_per_class": True}, "probe_per_class", "True"),
 ]
 
 

@@ -11,7 +11,7 @@ from trainers.errors import ConfigError
 from trainers.models import Classifier, WideResNet, create_model, list_models, register_model
 
 NUM_CLASSES = 10
-SMALL = ["mlp", "lenet", "resnet20", "wrn28_10"]  # wrn28_10 stands for its tiny variant below
+SMALL = ["mlp", "lenet", "resnet20", "resnet29", "wrn28_10"]  # wrn28_10 stands for its tiny variant below
 
 
 def build(name: str, in_shape: tuple[int, int, int] = (3, 32, 32), dropout: float = 0.0) -> Classifier:
@@ -81,6 +81,15 @@ def test_wrn28_10_parameter_count() -> None:
         model = create_model("wrn28_10", in_shape=(3, 32, 32), num_classes=10)
     assert 36.0e6 <= sum(p.numel() for p in model.parameters()) <= 37.0e6
     assert model.head.in_features == 640
+
+
+def test_resnet29_has_29_layers_in_three_bottleneck_stages() -> None:
+    """Seed 003's ResNet-29 (the Keras example's ResNet v2, n = 3): 1 stem + 9 units × 3 convolutions + the head."""
+    model = create_model("resnet29", in_shape=(3, 32, 32), num_classes=100)
+    convs = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and "shortcut" not in name]
+    assert len(convs) + 1 == 29 and model.head.in_features == 256
+    assert [m.out_channels for m in convs[3::3]] == [64] * 3 + [128] * 3 + [256] * 3
+    assert 0.8e6 <= sum(p.numel() for p in model.parameters()) <= 0.9e6
 
 
 def test_dropout_is_active_only_in_train_mode() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trainers import ConfigError, Dataset, load_dataset, make_split, stratified_split
-from trainers.splits import Seeds, derive_seeds
+from trainers.splits import Seeds, derive_seeds, per_class_split
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +144,44 @@ def test_derive_seeds_are_four_distinct_stable_ints(seed: int) -> None:
 
 def test_derive_seeds_differ_between_seeds() -> None:
     assert len({derive_seeds(s) for s in range(50)}) == 50
+
+
+@pytest.mark.parametrize("mode", ["search", "final"])
+def test_probe_set_is_trusted_and_apart_from_the_other_parts(data: Dataset, mode: str) -> None:
+    split = make_split(data, noise="symmetric", noise_rate=0.6, split=mode, probe_per_class=10, seed=3)
+    plain = make_split(data, noise="symmetric", noise_rate=0.6, split=mode, seed=3)
+    assert split.probe_x is not None and split.probe_y is not None and plain.probe_x is None
+    assert Counter(split.probe_y.tolist()) == {c: 10 for c in range(10)}
+    # Train, validation and probe partition the training set, every row with its true label: the probe is noise-free.
+    parts = _rows(split.train_x, split.true_y) + _rows(split.probe_x, split.probe_y)
+    if mode == "search":
+        assert split.val_x is not None and split.val_y is not None and plain.val_x is not None
+        parts += _rows(split.val_x, split.val_y)
+        assert torch.equal(split.val_x, plain.val_x)  # the validation part is the same with or without a probe
+    assert parts == _rows(data.train_x, data.train_y)
+    assert len(split.train_y) == len(plain.train_y) - 100
+    assert not set(_rows(split.probe_x, split.probe_y)) & set(_rows(split.train_x, split.train_y))
+    assert abs(split.noise_rate - 0.6) <= 0.01  # the noise falls on the training part only
+
+
+def test_probe_depends_on_the_seed(data: Dataset) -> None:
+    a, b, c = (make_split(data, noise="symmetric", noise_rate=0.2, probe_per_class=5, seed=s) for s in (1, 1, 2))
+    assert a.probe_x is not None and b.probe_x is not None and c.probe_x is not None
+    assert torch.equal(a.probe_x, b.probe_x) and not torch.equal(a.probe_x, c.probe_x)
+
+
+def test_per_class_split_holds_out_k_of_each_class() -> None:
+    labels = torch.tensor([0] * 37 + [1] * 12 + [2] * 101 + [3] * 3)
+    keep, held = per_class_split(labels, 10, seed=0)
+    assert sorted(keep.tolist() + held.tolist()) == list(range(len(labels)))
+    assert Counter(labels[held].tolist()) == {0: 10, 1: 10, 2: 10, 3: 3}  # all of a class smaller than k
+
+
+@pytest.mark.parametrize("k", [-1, 1.5, True])
+def test_bad_probe_size_is_a_config_error(data: Dataset, k: object) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_split(data, noise="symmetric", noise_rate=0.2, probe_per_class=k, seed=0)  # type: ignore[arg-type]
+    assert err.value.field == "probe_per_class"
 
 
 @pytest.mark.parametrize("mode", ["x", "Search", "", "test"])

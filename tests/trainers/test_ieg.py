@@ -1,0 +1,107 @@
+"""IEG's parts (pseudo-labels, MixUp, consistency) checked independently, and L2R and IEG in the training loop."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import trainers
+from trainers import ConfigError, TrainConfig, Trainer, make_loss
+from trainers.ieg import consistency, mixup, pseudo_labels, rms_normalised
+
+
+@pytest.fixture(scope="module")
+def digits() -> trainers.Dataset:
+    return trainers.load_dataset("digits")
+
+
+def test_pseudo_labels_average_normalised_views_and_sharpen() -> None:
+    z1, z2 = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]]), torch.tensor([[1.0, 1.0, 0.0], [0.0, -2.0, 4.0]])
+    expected = []
+    for row in range(2):
+        q = [0.0, 0.0, 0.0]
+        for z in (z1, z2):
+            rms = math.sqrt(sum(v * v for v in z.flatten().tolist()) / z.numel() + 1e-8)  # over the whole view
+            e = [math.exp(v / rms) for v in z[row].tolist()]
+            q = [a + b / sum(e) / 2 for a, b in zip(q, e)]
+        sharp = [v**2 for v in q]  # T = 0.5
+        expected.append([v / sum(sharp) for v in sharp])
+    torch.testing.assert_close(pseudo_labels([z1, z2], 0.5), torch.tensor(expected))
+    torch.testing.assert_close(rms_normalised(z1).square().mean(), torch.tensor(1.0), rtol=1e-6, atol=0)
+
+
+def test_mixup_mixes_each_example_with_another_at_least_half_its_own() -> None:
+    torch.manual_seed(0)
+    x = torch.arange(6.0)[:, None, None, None].expand(6, 1, 2, 2).clone()
+    targets = F.one_hot(torch.arange(6), 6).float()
+    mixed, mixed_targets = mixup(x, targets, 0.5)
+    m = mixed_targets.max(1).values
+    assert (m >= 0.5).all() and (mixed_targets.argmax(1) == torch.arange(6)).all()
+    torch.testing.assert_close(mixed_targets.sum(1), torch.ones(6))
+    # Inputs and targets are mixed alike: example i holds the value i and the class i, so m·i + (1 − m)·j is both.
+    torch.testing.assert_close(mixed[:, 0, 0, 0], (mixed_targets * torch.arange(6.0)).sum(1))
+    assert (m < 1).sum() >= 3  # most examples did get mixed
+
+
+def test_consistency_is_kl_of_the_batch_to_the_view_with_the_batch_held() -> None:
+    z = torch.randn(4, 3, requires_grad=True)
+    z_view = torch.randn(4, 3, requires_grad=True)
+    loss = consistency(z, z_view)
+    expected = F.kl_div(z_view.log_softmax(1), z.softmax(1), reduction="batchmean")
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert z.grad is None and z_view.grad is not None
+
+
+@pytest.mark.parametrize(("params", "field"), [({"p": -1.0}, "p"), ({"temperature": 0.0}, "temperature"),
+                                               ({"init_relabel": 1.5}, "init_relabel"), ({"uc": "yes"}, "uc"),
+                                               ({"layers": "first"}, "layers"), ({"meta_lr": 0.0}, "meta_lr")])
+def test_bad_ieg_settings_are_config_errors(params: dict, field: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_loss("ieg", **params)
+    assert err.value.field == field
+
+
+def test_a_probe_method_needs_a_probe() -> None:
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(method="l2r", probe_per_class=0)
+    assert err.value.field == "probe_per_class"
+    assert TrainConfig(method="cce", probe_per_class=0).probe_per_class == 0
+    assert [TrainConfig(method=m).resolved_probe_per_class() for m in ("l2r", "ieg", "cce")] == [10, 10, 0]
+    assert TrainConfig(method="cce", probe_per_class=3).resolved_probe_per_class() == 3  # the same training part
+
+
+@pytest.mark.parametrize(("method", "params"), [("l2r", {}), ("ieg", {}), ("ieg", {"layers": "last", "aa": False})])
+def test_probe_methods_train_and_report_their_weights(digits: trainers.Dataset, method: str, params: dict) -> None:
+    config = TrainConfig(method=method, method_params=params, noise_rate=0.4, epochs=1, lr=0.01, batch_size=64)
+    trainer = Trainer(config, digits)
+    plain = Trainer(config.replace(method="cce", method_params={}), digits)
+    assert trainer.info["probe_size"] == 100 and trainer.info["train_size"] == plain.info["train_size"] - 100
+    metrics = list(trainer)[-1]
+    assert math.isfinite(metrics["train_loss"]) and metrics["test_acc"] > 0.1
+    assert 0 <= metrics["noisy_zero_weight"] <= 1 and 0 <= metrics["noisy_top10"] <= 10
+    assert metrics["weight_clean"] > 0 and metrics["weight_noisy"] >= 0
+    if method == "ieg":
+        assert 0 <= metrics["relabel_clean"] <= 1 and 0 <= metrics["relabel_noisy"] <= 1
+    else:
+        assert "relabel_clean" not in metrics
+
+
+def test_ieg_resumes_bit_exactly(digits: trainers.Dataset) -> None:
+    """Augmentation, the probe draws and MixUp use the global generator, which the trainer's state carries."""
+    config = TrainConfig(method="ieg", noise_rate=0.4, epochs=None, iterations=10, eval_every=5, lr=0.01)
+    whole = [{k: v for k, v in m.items() if k != "time"} for m in Trainer(config, digits)]
+    first = Trainer(config, digits)
+    head = [{k: v for k, v in next(iter(first)).items() if k != "time"}]
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    torch.rand(3)
+    second = Trainer(config, digits)
+    second.load_state_dict(torch.load(buffer, weights_only=True))
+    tail = [{k: v for k, v in m.items() if k != "time"} for m in second]
+    assert head + tail == whole and len(whole) == 2
