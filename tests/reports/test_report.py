@@ -144,7 +144,7 @@ def test_a_study_without_lambda_beta_and_one_rate_is_still_reported(free_store: 
     assert "not applicable" in text and "lam or beta" in text
     assert (index.parent / "summary.csv").is_file() and (index.parent / "index.html").is_file()
     summary = pd.read_csv(index.parent / "summary.csv")
-    assert summary["trials"].tolist() == [2] and summary["final_test_acc"].str.endswith("(n=1)").all()
+    assert summary["trials"].tolist() == [1] and summary["final_test_acc"].str.endswith("(n=1)").all()
 
 
 def test_python_m_reports_with_a_missing_study_is_one_line_exit_2(report_study: tuple[str, Path],
