@@ -36,14 +36,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", help="the report's path (default: <out>/BENCHMARKS.md)")
     p.add_argument("--threads", type=int, help="torch's CPU threads in this process (default: torch's choice)")
     p.add_argument("--data-root", help="folder of the data files (default: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: write the report again from the records and notes in <out>")
     return p
 
 
 def _check(args: argparse.Namespace) -> list[str]:
-    """The benchmarks to run; a ConfigError for a bad name or option, before anything is written."""
+    """The benchmarks to run (none with --report-only); a ConfigError for a bad name or option, before anything is
+    written."""
     names = args.names or list_benchmarks(figures_only=True)
     for name in names:
         get_benchmark(name)
+    if args.report_only and args.names:
+        raise ConfigError("--report-only", " ".join(args.names), "no benchmark names: it runs nothing")
+    if args.report_only and not Path(args.out).is_dir():
+        raise ConfigError("--out", args.out, "an existing folder of records with --report-only")
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads", args.threads, "an integer ≥ 1")
     if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
@@ -54,7 +61,7 @@ def _check(args: argparse.Namespace) -> list[str]:
             existing = next(p for p in (Path(value).resolve(), *Path(value).resolve().parents) if p.exists())
             if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK):
                 raise ConfigError(f"--{option}", value, f"a path that can be written ({existing} cannot)")
-    return names
+    return [] if args.report_only else names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,11 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    (out / "cache").mkdir(parents=True, exist_ok=True)
     started_ray = not ray.is_initialized()
     try:
         for name in names:
             print(f"bench {name}{' (quick)' if args.quick else ''}", flush=True)
+            (out / "cache").mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix="bench-") as work:
                 context = Context(quick=args.quick, data_root=args.data_root, work=Path(work), cache=out / "cache")
                 record = run_benchmark(get_benchmark(name), context, command_line(argv))

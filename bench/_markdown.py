@@ -6,14 +6,20 @@ from pathlib import Path
 from typing import Any
 
 NOTES_DIR = "notes"  # <out>/notes/<name>.md: findings written by hand, shown at the end of that figure's section
+INTRO = (
+    "Written by `python -m bench` (the package `bench/`) from the JSON records in its `--out` folder; each section "
+    "says where, with what and by which command its figure was measured. Each figure is a ratio of things run side "
+    "by side on one machine, their turns interleaved; timings are medians. On a machine with a GPU, `python -m bench "
+    "gpu_throughput trial_packing` measures the GPU figures (and `weighting_overhead` and `data_pipeline` add their "
+    "GPU cases there); without one they record \"no GPU here\"."
+)
 
 
 def render(records: list[dict[str, Any]], out: Path) -> str:
-    """The report of `records` (findings from <out>/notes/ added to their sections)."""
-    lines = ["# Benchmarks", "",
-             "Written by `python -m bench` (the package `bench/`) from the JSON records beside it; each section says "
-             "where, with what and by which command its figure was measured. Ratios come from runs side by side on "
-             "one machine; timings are medians.", "",
+    """The report of `records`, with the notes in <out>/notes/ (intro.md after the introduction, <name>.md at the end
+    of that figure's section)."""
+    intro = out / NOTES_DIR / "intro.md"
+    lines = ["# Benchmarks", "", INTRO, "", *([intro.read_text().strip(), ""] if intro.is_file() else []),
              "| figure | target | measured | met? |", "|---|---|---|---|"]
     lines += [f"| {_heading(r)} | {r['target']} | {r['measured']} | {yes_no(r['met'])} |" for r in records]
     for record in records:

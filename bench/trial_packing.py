@@ -35,7 +35,7 @@ CHECK = Sizes("mlp", "digits", counts=(1, 2), warmup=1, steps=3)
 NOTES = (
     "n trials ({model}/{dataset}, batch 128, bf16 autocast on a GPU, CCE, SGD: the trainers' own step) run at once "
     "as Ray tasks, each asking for 1/n of the GPU (on the CPU check: 1/n of a CPU). Each loads its data (once per "
-    "worker process), runs {warmup} untimed steps, waits at a barrier until all n are ready, then times {steps} "
+    "worker process), runs {warmup} untimed step(s), waits at a barrier until all n are ready, then times {steps} "
     "steps ending with a device synchronisation. Aggregate images/s = all trials' images ÷ (the last end − the first "
     "start)."
 )

@@ -30,7 +30,7 @@ NOTES = (
     "Each method's median time of one training step (`Trainer._train_step`: the step exactly as training runs it, "
     "with its per-step metric sums, no evaluation) against plain CCE's, on the same model, batch size 128 and the same "
     "batches (one seed: the same split, noise and batch order). The methods take their steps in turn, the order "
-    "rotated each step, so that the machine's load falls on all alike; {warmup} untimed steps first, then {steps} "
+    "rotated each step, so that the machine's load falls on all alike; {warmup} untimed step(s) first, then {steps} "
     "timed (gradsim over all layers, shown for comparison: every 10th step). Settings: gradient similarity's protocol "
     "(Adam, lr 1e-3 × 0.85 per epoch, 40% symmetric noise); each method's default hyperparameters."
 )

@@ -74,6 +74,20 @@ def test_markdown_has_the_top_table_and_one_section_per_record(quick_run: Path) 
         assert f"`{r['command']}`" in text and r["date"] in text
 
 
+def test_report_only_writes_the_report_again_with_the_notes_where_they_belong(quick_run: Path, tmp_path: Path) -> None:
+    notes = quick_run / "notes"
+    notes.mkdir(exist_ok=True)
+    (notes / "intro.md").write_text("Intro note.")
+    (notes / "mlflow_cost.md").write_text("MLflow note.")
+    report = tmp_path / "report.md"
+    assert main(["--report-only", "--out", str(quick_run), "--markdown", str(report)]) == 0
+    text = report.read_text()
+    intro, sections = text.split("\n## ")[0], text.split("\n## ")[1:]
+    assert "Intro note." in intro and "| figure | target |" in intro.split("Intro note.")[1]
+    assert [s.split("\n")[0] for s in sections if "MLflow note." in s] == ["7. MLflow cost per reported epoch"]
+    assert sorted(p.name for p in quick_run.glob("*.json")) == sorted(f"{n}.json" for n in list_benchmarks())
+
+
 def test_weighting_overhead_ratios_are_each_methods_median_over_cces(quick_run: Path) -> None:
     r = record(quick_run, "weighting_overhead")
     rows = [dict(zip(r["tables"][0]["header"], row)) for row in r["tables"][0]["rows"]]
@@ -119,7 +133,9 @@ def test_search_efficiency_counts_are_trials_within_budget_and_their_medians(qui
         assert all(n is None or 1 <= n <= limit for n in counts)
         assert d["median"][name] == statistics.median(trials + 1 if n is None else n for n in counts)
     cached = json.loads((quick_run / "cache" / "search_efficiency.json").read_text())
-    assert d["grid_best_val_acc"] in cached.values() and len(cached) == d["lattice_points_scored"]
+    assert d["grid_best_val_acc"] in [c["val_acc"] for c in cached.values()]
+    assert len(cached) == d["lattice_points_scored"] == d["trained_now"]
+    assert d["scored_within_tolerance"] == sum(c["val_acc"] >= d["grid_best_val_acc"] - 0.005 for c in cached.values())
 
 
 def test_mlflow_cost_logged_every_report_in_both_stores(quick_run: Path) -> None:
