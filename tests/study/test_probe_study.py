@@ -38,10 +38,18 @@ def test_l2r_and_ieg_studies_are_tracked_and_reported(tmp_path: Path) -> None:
     for run in searched:
         params, metrics = run.data.params, run.data.metrics
         assert run.info.status == "FINISHED" and params["method"] == "l2r"
-        assert 1 <= int(params["probe_per_class"]) <= 20 and 0.01 <= float(params["meta_lr"]) <= 1  # searched
         assert metrics["weight_clean"] > 0 and 0 <= metrics["noisy_zero_weight"] <= 1
         assert "relabel_clean" not in metrics
-    history = MlflowClient(uri).get_metric_history(searched[0].info.run_id, "weight_noisy")
+    # the searched settings reach the trials: each search trial its own draw, the final run the rate run's best
+    client = MlflowClient(uri)
+    rate_run = client.search_runs([client.get_experiment_by_name("digits-l2r").experiment_id],
+                                  "tags.stage = 'noise_rate'")[0]
+    draws = {s: [(r.data.params["probe_per_class"], r.data.params["meta_lr"]) for r in searched
+                 if r.data.tags["stage"] == s] for s in ("search", "final")}
+    assert len(set(draws["search"])) == 2
+    assert draws["final"] == [(rate_run.data.params["best.probe_per_class"], rate_run.data.params["best.meta_lr"])]
+    assert draws["final"][0] in draws["search"]
+    history = client.get_metric_history(searched[0].info.run_id, "weight_noisy")
     assert [m.step for m in history] == sorted(m.step for m in history) and len(history) == 2  # one per epoch
 
     cells = _trials(uri, "digits-ieg")

@@ -9,6 +9,7 @@ end every trial has one run, every metric every reported step, the parent runs a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -73,10 +74,8 @@ class MlflowServer:
     def stop(self) -> None:
         """Kill it and every process it started (its process group)."""
         if self.process is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # the group may be gone already
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait()
 
 
