@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.transforms import v2
 
 # AutoAugment's learned policies: CIFAR-10's for colour images (the paper's); for one channel SVHN's, learned on digits
 # (CIFAR-10's colour and saturation operations do nothing to a grey image).
-AA_POLICY = {3: v2.AutoAugmentPolicy.CIFAR10, 1: v2.AutoAugmentPolicy.SVHN}
+AA_POLICY = {3: "CIFAR10", 1: "SVHN"}  # names of torchvision's AutoAugmentPolicy
 AA_GROUPS = 8  # sub-policies drawn per batch: torchvision applies one to all the images of a call
 
 
@@ -52,7 +51,9 @@ def auto_augment(x: Tensor, groups: int = AA_GROUPS) -> Tensor:
     channels = x.shape[1]
     if channels not in AA_POLICY:
         raise ValueError(f"AutoAugment needs 1 or 3 channels, not {channels}")
-    policy = v2.AutoAugment(AA_POLICY[channels])
+    from torchvision.transforms import v2  # imported here: torchvision takes seconds to import, see datasets.py
+
+    policy = v2.AutoAugment(v2.AutoAugmentPolicy[AA_POLICY[channels]])
     low = x.amin(dim=(0, 2, 3), keepdim=True)
     span = (x.amax(dim=(0, 2, 3), keepdim=True) - low).clamp_min(torch.finfo(x.dtype).tiny)
     pixels = ((x - low) / span * 255).round().clamp(0, 255).to(torch.uint8)

@@ -10,10 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST
-from torchvision.datasets.utils import check_integrity
 
 from trainers.errors import DataError
 from trainers.registry import Registry
@@ -114,6 +110,8 @@ def _expected_files(cls: type, root: Path) -> list[tuple[Path, str]]:
 
 def _fault(cls: type, root: Path) -> str | None:
     """One line naming the first missing or corrupt file under `root`, or None when all are intact."""
+    from torchvision.datasets.utils import check_integrity
+
     faults = [
         f"corrupt file {path} (md5 mismatch)" if path.is_file() else f"missing file {path}"
         for path, md5 in _expected_files(cls, root)
@@ -147,8 +145,13 @@ def _open(name: str, cls: type, root: Path, train: bool, download: bool) -> Any:
     raise DataError(f"data set {name!r} under {root}: {detail}{tried} {hint}") from error
 
 
-def _torchvision(name: str, cls: type, root: Path, download: bool, augment: bool, keep: Sequence[str] = ()) -> Dataset:
-    """Load both splits of a torchvision data set as tensors, optionally keeping only the classes in `keep`."""
+def _torchvision(name: str, kind: str, root: Path, download: bool, augment: bool, keep: Sequence[str] = ()) -> Dataset:
+    """Load both splits of the torchvision data set class `kind` as tensors, optionally keeping only the classes in
+    `keep`. torchvision is imported here, not with this module: a trial process that trains on other data (or on data
+    it is handed) starts seconds sooner without it."""
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, kind)
     splits = []
     for train in (True, False):
         ds = _open(name, cls, root, train, download)
@@ -163,6 +166,9 @@ def _torchvision(name: str, cls: type, root: Path, download: bool, augment: bool
 @register_dataset("digits")
 def _digits(root: Path, download: bool) -> Dataset:
     """scikit-learn's 8×8 digits with a fixed stratified 20% test split (root and download unused)."""
+    from sklearn.datasets import load_digits  # imported here for the reason given in _torchvision
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     x = torch.from_numpy(digits.data).float().div_(16).reshape(-1, 1, 8, 8)
     y = torch.from_numpy(digits.target).long()
@@ -173,22 +179,22 @@ def _digits(root: Path, download: bool) -> Dataset:
 @register_dataset("fashion_mnist")
 def _fashion_mnist(root: Path, download: bool) -> Dataset:
     """Fashion-MNIST, 1×28×28."""
-    return _torchvision("fashion_mnist", FashionMNIST, root, download, augment=False)
+    return _torchvision("fashion_mnist", "FashionMNIST", root, download, augment=False)
 
 
 @register_dataset("cifar10")
 def _cifar10(root: Path, download: bool) -> Dataset:
     """CIFAR-10, 3×32×32."""
-    return _torchvision("cifar10", CIFAR10, root, download, augment=True)
+    return _torchvision("cifar10", "CIFAR10", root, download, augment=True)
 
 
 @register_dataset("cifar100")
 def _cifar100(root: Path, download: bool) -> Dataset:
     """CIFAR-100 with its 100 fine labels, 3×32×32."""
-    return _torchvision("cifar100", CIFAR100, root, download, augment=True)
+    return _torchvision("cifar100", "CIFAR100", root, download, augment=True)
 
 
 @register_dataset("vehicles10")
 def _vehicles10(root: Path, download: bool) -> Dataset:
     """The ten vehicle classes of CIFAR-100, relabelled 0..9 in the order of VEHICLES10."""
-    return _torchvision("vehicles10", CIFAR100, root, download, augment=True, keep=VEHICLES10)
+    return _torchvision("vehicles10", "CIFAR100", root, download, augment=True, keep=VEHICLES10)

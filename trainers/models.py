@@ -6,7 +6,6 @@ import functools
 from collections.abc import Callable
 
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 
 from trainers.errors import ConfigError
@@ -226,8 +225,10 @@ class ResNet50(Classifier):
     """torchvision's ResNet-50 (random init) with its `fc` as `head`; conv1 adapted to the channel count."""
 
     def __init__(self, *, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0) -> None:
+        from torchvision.models import resnet50  # imported here: torchvision takes seconds to import, see datasets.py
+
         super().__init__(dropout)
-        self.body = torchvision.models.resnet50(weights=None)
+        self.body = resnet50(weights=None)
         if in_shape[0] != 3:
             self.body.conv1 = nn.Conv2d(in_shape[0], 64, 7, 2, 3, bias=False)
             nn.init.kaiming_normal_(self.body.conv1.weight, mode="fan_out", nonlinearity="relu")
