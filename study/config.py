@@ -179,6 +179,8 @@ class StudyConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    checkpoint_every_s: float = 10.0  # a trial saves its state at its first evaluation this long after its last save,
+    # and at its end; 0: at every evaluation
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
     storage: str | None = None  # None: <cwd>/ray_results; else a folder or a URI
 
@@ -196,6 +198,9 @@ class StudyConfig:
         for name, why in STUDY_SET.items():
             value = getattr(self.train, name)
             _check(f"train.{name}", value, value == getattr(_TRAIN_DEFAULTS, name), why)
+        _check("checkpoint_every_s", self.checkpoint_every_s,
+               _is_number(self.checkpoint_every_s) and self.checkpoint_every_s >= 0, "a number of seconds ≥ 0")
+        object.__setattr__(self, "checkpoint_every_s", float(self.checkpoint_every_s))
         for name in ("tracking_uri", "storage"):
             value = getattr(self, name)
             _check(name, value, value is None or isinstance(value, str) and value != "", "a non-empty string or null")
@@ -228,6 +233,7 @@ class StudyConfig:
             "search": search,
             "final": dataclasses.asdict(self.final),
             "resources": dataclasses.asdict(self.resources),
+            "checkpoint_every_s": self.checkpoint_every_s,
             "tracking_uri": self.tracking_uri,
             "storage": self.storage,
         })

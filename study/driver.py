@@ -1,4 +1,5 @@
-"""The study driver: one Tuner per noise rate, the final retrains, MLflow runs nested study → noise rate → trial."""
+"""The study driver: one Tuner per noise rate's search, one for the final retrains of every rate, MLflow runs nested
+study → noise rate → trial."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
                             restore_state_copy)
 from study.retries import retrying_crashes_only
-from study.tracking import PARENT_TAG, TRIAL_TAG, MlflowTracker, client_for
+from study.tracking import PARENT_TAG, TRIAL_TAG, ByNoiseRate, MlflowTracker, client_for
 from reports import default_tracking_uri
-from trainables import TRAIN_KEY, StorageError, train_trial
-from trainers import load_dataset
+from trainables import TRAIN_KEY, StorageError, cached_dataset, train_trial
+from trainers import Dataset
 from trainers.errors import ConfigError, DataError
 
 STATE_FILE = "study.json"
@@ -121,7 +122,7 @@ def check_data(config: StudyConfig, *, download: bool = False) -> None:
     """
     root = config.train.data_root
     try:
-        load_dataset(config.train.dataset, root, download=download)
+        cached_dataset(config.train.dataset, root, download=download)  # kept: run_study hands it to the trials
     except DataError as error:
         where = "train.data_root" + ("" if root is not None else " (unset: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
         fetch = "" if download else "; or let `study run --download` fetch them"
@@ -211,6 +212,7 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     outage = Outage(saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri), echo, tracking_patience)
     state = saved or _new_state(config, outage)
     state.save(folder)
+    trainable = _trainable(config, cached_dataset(config.train.dataset, config.train.data_root))
     previous_best: dict[str, Any] | None = None
     for index, rate in enumerate(config.noise_rates):
         key = f"{rate:g}"
@@ -219,14 +221,16 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
         state.save(folder)
         if not rs.search_done:
             echo(f"noise rate {rate:g}: searching {config.method} ({_search_size(config)} trials)")
-            _search(config, state, rs, rate, index, previous_best, folder, outage)
+            _search(config, state, rs, rate, index, previous_best, folder, outage, trainable)
             state.save(folder)
         previous_best = rs.best
-        if config.final.n_seeds and not rs.final_done:
-            echo(f"noise rate {rate:g}: retraining {_fmt(rs.best)} on the whole training set, "
+    retrain = [rate for rate in config.noise_rates if not state.rates[f"{rate:g}"].final_done]
+    if config.final.n_seeds and retrain:
+        for rate in retrain:
+            echo(f"noise rate {rate:g}: retraining {_fmt(state.rates[f'{rate:g}'].best)} on the whole training set, "
                  f"{config.final.n_seeds} seeds")
-            _final(config, state, rs, rate, folder, outage)
-            state.save(folder)
+        _final(config, state, retrain, folder, outage, trainable)
+        state.save(folder)
     outage.patiently(lambda: _close_study(state))
     return state
 
@@ -294,9 +298,12 @@ def _base(config: StudyConfig, rate: float, split: str) -> dict[str, Any]:
     return train.to_dict()
 
 
-def _trainable(config: StudyConfig) -> Any:
+def _trainable(config: StudyConfig, data: Dataset) -> Any:
+    """The study's trainable: `train_trial` with the data set put once in Ray's object store (each trial process gets
+    it from there instead of loading it) and the config's checkpoint interval, reserving the config's resources."""
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
-    return tune.with_resources(train_trial, resources)
+    trainable = tune.with_parameters(train_trial, data=data, checkpoint_every_s=config.checkpoint_every_s)
+    return tune.with_resources(trainable, resources)
 
 
 def _search_size(config: StudyConfig) -> int:
@@ -315,18 +322,17 @@ def _searched(config: StudyConfig) -> list[str]:
             *(["weight_decay"] if s.tune_weight_decay else [])]
 
 
-def _fit(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
+def _fit(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
          callbacks: list[tune.Callback], shown: list[str]) -> tune.ResultGrid:
     """Run the Tuner `name` (restored if started before); a failed trial is retried unless a retry would fail alike.
     A StorageError where the study's folder cannot be written."""
     with retrying_crashes_only():
-        return fit(_tuner(config, folder, name, param_space, tune_config, callbacks, shown), folder)
+        return fit(_tuner(trainable, folder, name, param_space, tune_config, callbacks, shown), folder)
 
 
-def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
+def _tuner(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
            callbacks: list[tune.Callback], shown: list[str]) -> tune.Tuner:
     path = folder / name
-    trainable = _trainable(config)
     if tune.Tuner.can_restore(str(path)):
         restore_state_copy(path)
         repair_checkpoints(path)
@@ -342,7 +348,7 @@ def _tuner(config: StudyConfig, folder: Path, name: str, param_space: dict[str, 
 
 
 def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, index: int,
-            previous_best: dict[str, Any] | None, folder: Path, outage: Outage) -> None:
+            previous_best: dict[str, Any] | None, folder: Path, outage: Outage, trainable: Any) -> None:
     s = config.search
     param_space: dict[str, Any] = {TRAIN_KEY: _base(config, rate, "search")}
     scheduler = None
@@ -373,7 +379,7 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     else:
         shown = _searched(config)
     callbacks = [StopOnStorageError(), tracker, KeepStateCopy(), *([SchedulerState(scheduler)] if scheduler else [])]
-    results = _fit(config, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown)
+    results = _fit(trainable, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown)
     tracker.complete(results)
     outage.patiently(lambda: _drop_orphans(state, rs.run_id, "search", results))
     rs.best, rs.best_val_acc = _best_setting(results)
@@ -387,24 +393,32 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     rs.search_done = True
 
 
-def _final(config: StudyConfig, state: StudyState, rs: RateState, rate: float, folder: Path, outage: Outage) -> None:
-    param_space = {TRAIN_KEY: _base(config, rate, "final"), **rs.best,
+def _final(config: StudyConfig, state: StudyState, rates: list[float], folder: Path, outage: Outage,
+           trainable: Any) -> None:
+    """Retrain the best setting of each of `rates` on the whole training set, every rate in one Tuner (its trial
+    processes start once for all of them), each trial logged under its rate's run."""
+    cells = [{"noise_rate": rate, **state.rates[f"{rate:g}"].best} for rate in rates]
+    param_space = {TRAIN_KEY: _base(config, rates[0], "final"), "cell": tune.grid_search(cells),
                    "seed": tune.grid_search(list(range(config.final.n_seeds)))}
     tune_config = tune.TuneConfig(metric="test_acc", mode="max", max_concurrent_trials=config.search.max_concurrent,
                                   reuse_actors=True)
-    tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, rate), "stage": "final"}, outage.echo, outage)
-    callbacks = [StopOnStorageError(), tracker, KeepStateCopy()]
-    results = _fit(config, folder, f"final-{rate:g}", param_space, tune_config, callbacks, ["seed"])
-    tracker.complete(results)
-    outage.patiently(lambda: _drop_orphans(state, rs.run_id, "final", results))
-    rs.final_test = sorted(float(r.metrics["test_acc"]) for r in results if r.metrics and "test_acc" in r.metrics)
-    if rs.final_test:
-        now = int(time.time() * 1000)
-        metrics = [Metric("final_test_acc_mean", statistics.mean(rs.final_test), now, 0),
-                   Metric("final_test_acc_std", _std(rs.final_test), now, 0)]
-        outage.patiently(lambda: client_for(state.tracking_uri).log_batch(rs.run_id, metrics=metrics))
-    rs.final_done = True
+    trackers = {f"{rate:g}": MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[f"{rate:g}"].run_id,
+                                           {**_common_tags(config, rate), "stage": "final"}, outage.echo, outage)
+                for rate in rates}
+    callbacks = [StopOnStorageError(), ByNoiseRate(trackers), KeepStateCopy()]
+    results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"])
+    for key, tracker in trackers.items():
+        rs = state.rates[key]
+        mine = [r for r in results if ByNoiseRate.key(r.config) == key]
+        tracker.complete(mine)
+        outage.patiently(lambda: _drop_orphans(state, rs.run_id, "final", mine))
+        rs.final_test = sorted(float(r.metrics["test_acc"]) for r in mine if r.metrics and "test_acc" in r.metrics)
+        if rs.final_test:
+            now = int(time.time() * 1000)
+            metrics = [Metric("final_test_acc_mean", statistics.mean(rs.final_test), now, 0),
+                       Metric("final_test_acc_std", _std(rs.final_test), now, 0)]
+            outage.patiently(lambda: client_for(state.tracking_uri).log_batch(rs.run_id, metrics=metrics))
+        rs.final_done = True
 
 
 def _drop_orphans(state: StudyState, parent_run_id: str, stage: str, results: tune.ResultGrid) -> None:

@@ -14,6 +14,7 @@ from ray.tune import Callback
 from ray.tune.error import TuneError
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
+from ray.tune.utils.serialization import TuneFunctionDecoder
 
 from study.tracking import error_reason
 from trainables import REPORTED_FILE, StorageError
@@ -83,21 +84,36 @@ def repair_checkpoints(experiment: Path) -> None:
     Tune deletes a trial's previous checkpoint (`CheckpointConfig(num_to_keep=1)`) when it registers a new one, before
     the experiment state naming the new one reaches storage: a driver killed in between leaves a state that names a
     deleted checkpoint, and Tune cannot restore the trial. Its next checkpoint takes the name instead, marked with the
-    evaluations Tune knows of; the trainable reports the others first, from the state's history.
+    evaluations Tune knew of at the named one; the trainable reports the others first, from the state's history.
     """
     saved = sorted(experiment.glob("experiment_state-*.json"))  # Tune restores the newest (the same max of names)
     if not saved:
         return
     for trial_json, metadata_json in json.loads(saved[-1].read_text())["trial_data"]:
-        trial, result = json.loads(trial_json), json.loads(metadata_json).get("last_result") or {}
-        name, folder = result.get("checkpoint_dir_name"), experiment / trial["relative_logdir"]
-        if trial["status"] == "TERMINATED" or not name or (folder / name).exists():
+        trial = json.loads(trial_json)
+        latest = None if trial["status"] == "TERMINATED" else _latest_checkpoint(metadata_json)
+        if latest is None:
+            continue
+        name, iteration = latest
+        folder = experiment / trial["relative_logdir"]
+        if (folder / name).exists():
             continue
         # the oldest newer one is the checkpoint Tune registered last (complete); a newer one may be half written
         newer = sorted(p for p in folder.glob("checkpoint_*") if p.name > name)
         if newer:
             shutil.copytree(newer[0], folder / name)
-            (folder / name / REPORTED_FILE).write_text(str(result["training_iteration"]))
+            (folder / name / REPORTED_FILE).write_text(str(iteration))
+
+
+def _latest_checkpoint(metadata_json: str) -> tuple[str, int] | None:
+    """The folder name and training iteration of the checkpoint that a trial's saved metadata (Tune's experiment
+    state, written by this study) names as its latest; None where it has none."""
+    metadata = json.loads(metadata_json, cls=TuneFunctionDecoder, allow_cloudpickle=True)
+    manager = metadata.get("checkpoint_manager")
+    latest = manager.latest_checkpoint_result if manager is not None else None
+    if latest is None or latest.checkpoint is None:
+        return None
+    return Path(latest.checkpoint.path).name, int(latest.metrics["training_iteration"])
 
 
 class SchedulerState(Callback):

@@ -18,7 +18,7 @@ from ray.tune import Callback, Result
 from ray.tune.experiment import Trial
 
 from study.outage import Outage, fail_fast
-from trainables import TRAIN_KEY, train_config
+from trainables import TRAIN_KEY, own_values, train_config
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
@@ -37,15 +37,15 @@ def client_for(tracking_uri: str) -> MlflowClient:
 def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
     """A trial's settings as flat MLflow params: the TrainConfig fields, method hyperparameters and search-space extras.
 
-    A config without the base settings (TRAIN_KEY) gives just its own top-level values. probe_per_class is the number
-    the trial used (a None resolved by its method).
+    A config without the base settings (TRAIN_KEY) gives just its own values (a grid cell's unpacked). probe_per_class
+    is the number the trial used (a None resolved by its method).
     """
     params: dict[str, Any] = {}
     if TRAIN_KEY in config:
         resolved = train_config(config)
         train = resolved.to_dict() | {"probe_per_class": resolved.resolved_probe_per_class()}
         params = {k: v for k, v in train.items() if k != "method_params"} | train["method_params"]
-    params |= {k: v for k, v in config.items() if k != TRAIN_KEY and not isinstance(v, Mapping)}
+    params |= own_values(config)
     return {k: str(v) for k, v in params.items()}
 
 
@@ -144,7 +144,7 @@ class MlflowTracker(Callback):
         result = self._last.get(trial.trial_id) or trial.last_result or {}
         tags = end_tags(result)
         self._write(_Write(trial.trial_id, result.get("config") or trial.config, tags=tags, status="FINISHED"))
-        shown = {k: v for k, v in trial.config.items() if k != "train"}
+        shown = own_values(trial.config)
         scores = " ".join(f"{k} {result[k]:.4f}" for k in ("val_acc", "test_acc") if k in result)
         flags = "".join(f" [{t.key.replace('_', ' ')}]" for t in tags)
         self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {_fmt(shown)}: {scores}{flags}")
@@ -276,3 +276,29 @@ def _exception_line(text: str) -> str:
 
 def _fmt(values: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+class ByNoiseRate(Callback):
+    """Passes each trial's events to the tracker of the trial's noise rate, and the other events to every tracker: one
+    Tuner's trials (the final retrains of every rate) logged under their own rate's run."""
+
+    HOOKS = ("setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_restore", "on_trial_save",
+             "on_trial_result", "on_trial_complete", "on_trial_recover", "on_trial_error", "on_checkpoint",
+             "on_experiment_end")
+
+    def __init__(self, trackers: Mapping[str, MlflowTracker]) -> None:
+        self.trackers = dict(trackers)  # by noise rate, formatted as `key` gives it
+
+    @staticmethod
+    def key(config: Mapping[str, Any]) -> str:
+        """The noise rate of a trial's config (its base settings overridden by its own values), as "0.2"."""
+        return f"{train_config(config).noise_rate:g}"
+
+    def _forward(self, hook: str, info: dict[str, Any]) -> None:
+        trial = info.get("trial")
+        for tracker in [self.trackers[self.key(trial.config)]] if trial is not None else self.trackers.values():
+            getattr(tracker, hook)(**info)
+
+
+for _hook in ByNoiseRate.HOOKS:
+    setattr(ByNoiseRate, _hook, lambda self, _hook=_hook, **info: self._forward(_hook, info))

@@ -7,6 +7,7 @@ import itertools
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,10 +49,10 @@ class StorageError(Exception):
         return cls(found["path"], found["reason"]) if found else None
 
 
-def cached_dataset(name: str, root: str | None) -> Dataset:
-    """The data set `name`, loaded once per process."""
+def cached_dataset(name: str, root: str | None, *, download: bool = True) -> Dataset:
+    """The data set `name`, loaded once per process (`download`: fetch missing files, see `trainers.load_dataset`)."""
     if (name, root) not in _DATA:
-        _DATA[name, root] = load_dataset(name, root)
+        _DATA[name, root] = load_dataset(name, root, download=download)
     return _DATA[name, root]
 
 
@@ -65,7 +66,7 @@ def train_config(config: Mapping[str, Any]) -> TrainConfig:
     method = config.get("method", base["method"])
     params = dict(base.get("method_params", {}))
     searched = loss_params(method)
-    for key, value in _flat(config).items():
+    for key, value in own_values(config).items():
         if key in _FIELDS and key != "method_params":
             base[key] = value
         elif key in searched:
@@ -75,7 +76,8 @@ def train_config(config: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
+def own_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial config's values besides its base settings (TRAIN_KEY), each nested mapping (a grid cell) unpacked."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         if key != TRAIN_KEY:
@@ -88,14 +90,18 @@ def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[s
     return torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
 
 
-def train_trial(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: train, report each evaluation with a checkpoint, resume from the last one.
+def train_trial(config: dict[str, Any], data: Dataset | None = None, checkpoint_every_s: float = 0.0) -> None:
+    """Ray Tune function trainable: train, report each evaluation, checkpoint, resume from the last checkpoint.
 
-    A checkpoint ahead of what Tune knows of the trial (see `study.recovery`) first reports the evaluations Tune
-    missed, from the state's history, so Tune's iteration count and its scheduler see each evaluation once, in order.
+    `data`: the trial's data set, handed over by the study (`tune.with_parameters`: one load for the whole study, in
+    the driver); None: loaded from `data_root` once per worker process. A checkpoint goes with the first report at
+    least `checkpoint_every_s` after the last one (0: every report) and with the last. A checkpoint ahead of what
+    Tune knows of the trial (see `study.recovery`) first reports the evaluations Tune missed, from the state's
+    history, so Tune's iteration count and its scheduler see each evaluation once, in order; one behind it reports
+    again the evaluations since (Tune's callbacks and schedulers then see those steps twice).
     """
     train = train_config(config)
-    trainer = Trainer(train, cached_dataset(train.dataset, train.data_root))
+    trainer = Trainer(train, data if data is not None else cached_dataset(train.dataset, train.data_root))
     seen = 0  # evaluations Tune has been told of
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -104,8 +110,13 @@ def train_trial(config: dict[str, Any]) -> None:
             seen = _reported(folder, len(trainer.history))
     constants = {"chance": 1 / trainer.info["num_classes"], "total_steps": trainer.total_steps,
                  "noise_rate_realised": trainer.info["noise_rate_realised"]}
+    saved = time.monotonic()
     for metrics in itertools.chain(trainer.history[seen:], trainer):
         seen += 1
+        if trainer.step < trainer.total_steps and time.monotonic() - saved < checkpoint_every_s:
+            tune.report({**metrics, **constants})
+            continue
+        saved = time.monotonic()
         where = tempfile.gettempdir()  # this worker's temporary folder, then (None) the study's storage folder
         try:
             with tempfile.TemporaryDirectory() as folder:

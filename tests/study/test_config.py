@@ -211,6 +211,8 @@ BAD = [
     ("resources: {cpus_per_trial: 0}\n", (), "resources.cpus_per_trial", "0"),
     ("train: {device: cuda}\n", (), "train.device", "'cuda'"),
     ("final: {n_seeds: -1}\n", (), "final.n_seeds", "-1"),
+    ("checkpoint_every_s: -1\n", (), "checkpoint_every_s", "-1"),
+    ("checkpoint_every_s: often\n", (), "checkpoint_every_s", "'often'"),
     ("name: my study\n", (), "name", "'my study'"),
     ("tracking_uri: 5\n", (), "tracking_uri", "5"),
     ("a: [1, 2\n", (), "config", "study.yaml"),

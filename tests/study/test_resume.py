@@ -102,7 +102,8 @@ def asha_lengths(histories: list[list[float]]) -> list[int]:
 def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path: Path, capsys, monkeypatch,
                                                                         uninterrupted, driver_env) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    overrides = ["name=resumed", "noise_rates=[0.4]", "search.mode=grid", f"search.grid={{lam: [1], beta: {BETAS}}}",
+    overrides = ["checkpoint_every_s=0",
+                 "name=resumed", "noise_rates=[0.4]", "search.mode=grid", f"search.grid={{lam: [1], beta: {BETAS}}}",
                  "search.max_concurrent=1", f"search.asha={{grace_period: {GRACE}, reduction_factor: 2}}",
                  f"train.epochs={EPOCHS}", "final.n_seeds=0", f"tracking_uri={uri}", f"storage={tmp_path / 'ray'}"]
     config = load_study_config(None, overrides)

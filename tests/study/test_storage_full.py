@@ -86,7 +86,8 @@ def stderr_lines(text: str) -> list[str]:
 def test_full_disk_stops_the_study_in_one_line_and_resume_completes_it(disk: FullDisk, tmp_path: Path, capsys,
                                                                         monkeypatch, driver_env) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    overrides = ["name=full", "noise_rates=[0.4]", "search.mode=grid", f"search.grid={{lam: [1], beta: {BETAS}}}",
+    overrides = ["checkpoint_every_s=0",
+                 "name=full", "noise_rates=[0.4]", "search.mode=grid", f"search.grid={{lam: [1], beta: {BETAS}}}",
                  "search.max_concurrent=2", "resources.cpus_per_trial=0.5", f"train.epochs={EPOCHS}",
                  "final.n_seeds=0", f"tracking_uri={uri}", f"storage={disk.root / 'ray'}"]
     folder = study_folder(load_study_config(None, overrides))

@@ -91,9 +91,14 @@ def server(tmp_path: Path):
         server.stop()
 
 
+def experiment(stage: str) -> str:
+    """The Tune experiment's folder of a stage: one per noise rate's search, one for the final retrains of all rates."""
+    return f"search-{RATE}" if stage == "search" else stage
+
+
 def recorded(folder: Path, stage: str) -> int:
     """Results Tune recorded for a stage's trials so far (one line each in their result.json)."""
-    return sum(len(p.read_text().splitlines()) for p in folder.glob(f"{stage}-{RATE}/*/result.json"))
+    return sum(len(p.read_text().splitlines()) for p in folder.glob(f"{experiment(stage)}/*/result.json"))
 
 
 def in_background(steps: Callable[[], None]) -> Callable[[], None]:
@@ -126,7 +131,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 240) -> None:
 def tune_record(folder: Path, stage: str) -> dict[str, list[dict]]:
     """Each trial's results as Tune wrote them (result.json), by trial id."""
     record = {}
-    for path in folder.glob(f"{stage}-{RATE}/*/result.json"):
+    for path in folder.glob(f"{experiment(stage)}/*/result.json"):
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         if lines:
             record[lines[0]["trial_id"]] = lines
