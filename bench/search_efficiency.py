@@ -61,7 +61,8 @@ NOTES = (
     "The grid search takes the paper's {cells} cells in a random order. The figure: the trials a search needs until "
     "one scores within 0.5 points of the grid's best, the median over {seeds} searcher seeds (seeds 0 … {last}); a "
     "search gets {trials} trials, and one that never gets there counts as {trials} + 1. Beside it, the median over "
-    "seeds of the best val_acc a search found in its {trials} trials."
+    "seeds of the best val_acc a search found in its {trials} trials. A second table counts the trials to within 0.5 "
+    "points of the best val_acc that any search found, a stricter mark."
 )
 
 
@@ -117,26 +118,42 @@ def search_efficiency(context: Context) -> Result:
         optuna.logging.set_verbosity(verbosity)
     needed = {name: [_first(values, threshold) for values in seeds] for name, seeds in runs.items()}
     best = {name: statistics.median(max(values) for values in seeds) for name, seeds in runs.items()}
+    found = max(max(values) for seeds in runs.values() for values in seeds)  # the best any search found
+    strict = {name: [_first(values, found - TOLERANCE) for values in seeds] for name, seeds in runs.items()}
     scored = scores.at_budget()
-    medians = {name: statistics.median(sizes.trials + 1 if n is None else n for n in counts)
-               for name, counts in needed.items()}
-    shown = {name: f"{m:g}" if m <= sizes.trials else f"> {sizes.trials}" for name, m in medians.items()}
+    medians, shown = _medians(needed, sizes.trials)
+    strict_medians, strict_shown = _medians(strict, sizes.trials)
+    seeds_header = tuple(f"seed {s}" for s in range(sizes.seeds))
     tables = [
         Table(f"Trials to within 0.5 points of the grid's best val_acc ({max(grid_scores):.4f}), per searcher seed",
-              ("searcher", *(f"seed {s}" for s in range(sizes.seeds)), "median", "median best val_acc"),
+              ("searcher", *seeds_header, "median", "median best val_acc"),
               [(name, *(f"> {sizes.trials}" if n is None else n for n in counts), shown[name], best[name])
                for name, counts in needed.items()]),
+        Table(f"Stricter: trials to within 0.5 points of the best val_acc any search found ({found:.4f})",
+              ("searcher", *seeds_header, "median"),
+              [(name, *(f"> {sizes.trials}" if n is None else n for n in counts), strict_shown[name])
+               for name, counts in strict.items()]),
         Table(f"The grid ({GRID}): val_acc after {sizes.epochs} epoch(s)", ("λ", "β", "val_acc"),
               [(c["lam"], c["beta"], v) for c, v in zip(cells, grid_scores)]),
     ]
-    summary = ", ".join(f"{name} {shown[name]}" for name in needed) + f" trials (median of {sizes.seeds} seeds)"
+    summary = (", ".join(f"{name} {shown[name]}" for name in needed) + f" trials (median of {sizes.seeds} seeds); "
+               "to the best found: " + ", ".join(f"{name} {strict_shown[name]}" for name in strict))
     details = {"sizes": vars(sizes), "grid_best_val_acc": max(grid_scores), "trials_needed": needed,
-               "median": medians, "median_best_val_acc": best, "lattice_points_scored": len(scored),
+               "median": medians, "median_best_val_acc": best, "best_found_val_acc": found,
+               "trials_needed_to_best_found": strict, "median_to_best_found": strict_medians,
+               "lattice_points_scored": len(scored),
                "scored_within_tolerance": sum(s["val_acc"] >= threshold for s in scored), "trained_now": scores.trained,
                "seconds_per_evaluation": statistics.mean(s["seconds"] for s in scored)}
     notes = NOTES.format(**vars(sizes), betas=", ".join(f"{b:g}" for b in BETAS), cells=len(cells),
                          last=sizes.seeds - 1)
     return Result(summary, None, {}, tables, details, notes)
+
+
+def _medians(needed: dict[str, list[int | None]], trials: int) -> tuple[dict[str, float], dict[str, str]]:
+    """Each searcher's median of trials needed (one that never got there counts as trials + 1), and as shown."""
+    medians = {name: statistics.median(trials + 1 if n is None else n for n in counts)
+               for name, counts in needed.items()}
+    return medians, {name: f"{m:g}" if m <= trials else f"> {trials}" for name, m in medians.items()}
 
 
 def _search(parametrization: str, sampler: BaseSampler, trials: int, scores: _Scores) -> list[float]:
