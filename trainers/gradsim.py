@@ -37,8 +37,8 @@ def last_layer_cosines(features: Tensor, logits: Tensor, targets: Tensor) -> Ten
     """
     dtype = torch.promote_types(at_least_float32(features).dtype, at_least_float32(logits).dtype)
     h, z = features.detach().to(dtype), logits.detach().to(dtype)
-    delta = z.softmax(1) - F.one_hot(targets, z.shape[1]).to(dtype)
-    return cosines_from_gram((delta @ delta.T) * (h @ h.T + 1))
+    delta = z.softmax(1).scatter_add_(1, targets[:, None], z.new_full((len(z), 1), -1.0))
+    return cosines_from_gram((h @ h.T).add_(1).mul_(delta @ delta.T))
 
 
 def per_example_cosines(model: nn.Module, inputs: Tensor, targets: Tensor,
@@ -64,7 +64,7 @@ def cosines_from_gram(gram: Tensor) -> Tensor:
     """Cosines from a Gram matrix of inner products, norms from its diagonal; 0 where either norm is 0."""
     norms = gram.diagonal().clamp_min(0).sqrt()
     outer = norms[:, None] * norms[None, :]
-    return torch.where(outer > 0, gram / outer, torch.zeros_like(gram)).clamp(-1, 1)
+    return torch.where(outer > 0, gram / outer, 0.0).clamp_(-1, 1)
 
 
 @torch.no_grad()
@@ -79,11 +79,11 @@ def weights_from_cosines(cos: Tensor, a: float, k: int, *, groups: Tensor | None
     n = cos.shape[0]
     scores = at_least_float32(cos.detach()).clone().fill_diagonal_(-math.inf)
     if groups is None and n > 1:  # every example has n − 1 others: no masks needed
-        return (a * scores.topk(min(k, n - 1), dim=1).values).logsumexp(1).softmax(0)
+        return (a * scores.topk(min(k, n - 1), dim=1, sorted=False).values).logsumexp(1).softmax(0)
     others = ~torch.eye(n, dtype=torch.bool, device=cos.device)
     if groups is not None:
         others &= groups[:, None] == groups[None, :]
-    top = scores.masked_fill(~others, -math.inf).topk(min(k, n - 1), dim=1).values
+    top = scores.masked_fill(~others, -math.inf).topk(min(k, n - 1), dim=1, sorted=False).values
     log_score = torch.where(top > -math.inf, a * top, -math.inf).logsumexp(1)
     alone = ~others.any(1)  # no host sync below: where all are alone, the NaN of an empty softmax is overwritten
     weights = log_score.masked_fill(alone, -math.inf).softmax(0) * (1 - alone.to(log_score.dtype).mean())
@@ -134,6 +134,6 @@ def noisy_among_extremes(weights: Tensor, noisy_mask: Tensor, n: int = 10) -> Te
     The two counts as a tensor on the weights' device, so that a training loop can add them up without a host sync.
     """
     order = weights.detach().argsort(descending=True, stable=True)
-    noisy = noisy_mask.bool()[order]
     n = min(n, len(order))
-    return torch.stack([noisy[:n].sum(), noisy[len(order) - n:].sum()])
+    ends = order.as_strided((2, n), (len(order) - n, 1))  # rows: the first n of the order and the last n
+    return noisy_mask.bool()[ends].sum(1)

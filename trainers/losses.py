@@ -90,20 +90,48 @@ class EmphasisLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         with torch.autocast(logits.device.type, enabled=False):
-            z = at_least_float32(logits)
-            log_all = z.logsumexp(1)
-            log_others = z.masked_fill(F.one_hot(targets, z.shape[1]).bool(), -math.inf).logsumexp(1)
-            target_logit = z.gather(1, targets[:, None]).squeeze(1)
-            with torch.no_grad():  # p_i and 1 − p_i, both exact in float32
-                r = (log_others - log_all).exp()
-                w = self.emphasis((target_logit - log_all).exp(), r)
-                if self.normalize == "sum":
-                    w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
-                elif self.normalize == "mean":
-                    w = w / len(w)
-                if self.eps > 0:
-                    w = w * (2 * r / (2 * r + self.eps))
-            return 0.5 * (w * (log_others - target_logit)).sum()
+            return _EmphasisFunction.apply(at_least_float32(logits), targets, self._weights)
+
+    def _weights(self, p: Tensor, one_minus_p: Tensor) -> Tensor:
+        """s·w_i, with the fade-out factor 2(1 − p_i)/(2(1 − p_i) + ε) where ε > 0."""
+        w = self.emphasis(p, one_minus_p)
+        if self.normalize == "sum":
+            w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+        elif self.normalize == "mean":
+            w = w / len(w)
+        if self.eps > 0:
+            w = w * (2 * one_minus_p / (2 * one_minus_p + self.eps))
+        return w
+
+
+class _EmphasisFunction(torch.autograd.Function):
+    """½Σ c_i·log((1 − p_i)/p_i) with c = weigh(p, 1 − p) held constant; ∂/∂z_i = c_i·½(q_i − onehot(y_i)).
+
+    One pass without a graph. q_i, the softmax over the classes other than y_i, is e_i/Σe_i with e_i = exp of those
+    logits less their maximum; log Σ_{j≠y_i} exp(z_ij) with z_{i,y_i} gives p_i and 1 − p_i, both exact in z's dtype.
+    The backward writes the gradient from e, Σe and c.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, targets: Tensor, weigh: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        target = targets[:, None]  # B×1 throughout: no reshaping between the steps
+        others = z.scatter(1, target, -math.inf)
+        top = others.amax(1, keepdim=True)
+        e = (others - top).exp_()
+        total = e.sum(1, keepdim=True)
+        log_others = total.log().add_(top)
+        target_logit = z.gather(1, target)
+        log_all = torch.logaddexp(log_others, target_logit)
+        half_c = 0.5 * weigh((target_logit - log_all).exp_(), (log_others - log_all).exp_())
+        ctx.save_for_backward(e, total, target, half_c)
+        return (half_c * (log_others - target_logit)).sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        e, total, target, half_c = ctx.saved_tensors
+        scale = half_c * grad
+        return (e * (scale / total)).scatter_(1, target, scale.neg()), None, None
 
 
 class _PLoss(nn.Module):

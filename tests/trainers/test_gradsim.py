@@ -268,3 +268,19 @@ def test_noisy_among_extremes_counts_the_noisy_at_either_end() -> None:
     assert noisy_among_extremes(weights, mask, n=3).tolist() == [2, 2]  # top {0, 5, 2}; bottom {4, 1, 3}
     assert noisy_among_extremes(weights, mask, n=10).tolist() == [4, 4]
     assert noisy_among_extremes(weights, ~mask, n=2).tolist() == [0, 1]
+
+
+def test_noisy_among_extremes_breaks_ties_by_index() -> None:
+    """Among equal weights the lower index ranks higher: against Python's sort, on weights with many ties."""
+    g = torch.Generator().manual_seed(5)
+    for b in [1, 2, 7, 20, 33]:
+        for n in [1, 3, 10, 40]:
+            weights = torch.randint(0, 3, (b,), generator=g) / 2
+            mask = torch.rand(b, generator=g) < 0.5
+            order = sorted(range(b), key=lambda i: (-weights[i].item(), i))
+            m = min(n, b)
+            want = [sum(mask[order[:m]].tolist()), sum(mask[order[b - m:]].tolist())]
+            assert noisy_among_extremes(weights, mask, n=n).tolist() == want
+    tied = torch.full((6,), 0.5)
+    assert noisy_among_extremes(tied, torch.tensor([1, 1, 0, 0, 0, 0]), n=2).tolist() == [2, 0]
+    assert noisy_among_extremes(tied, torch.tensor([0, 0, 0, 0, 1, 1]), n=2).tolist() == [0, 2]

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers import ConfigError, list_losses, loss_params, make_loss
+from trainers import ConfigError, EmphasisLoss, list_losses, loss_params, make_loss
+from trainers.emphasis import Emphasis, make_emphasis
 from trainers.reweight import ProbeMethod
 
 mpmath.mp.dps = 60
@@ -218,6 +219,66 @@ def test_dm_weights_are_constants() -> None:
     (g,) = torch.autograd.grad(loss(zz, y), zz)
     weights, directions = reference(z, y, dm_ref(1.0, 8.0))
     torch.testing.assert_close(g, expected_grad(weights, directions, "sum"), rtol=1e-12, atol=1e-300)
+
+
+def autograd_emphasis_loss(loss: EmphasisLoss, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """EmphasisLoss written plainly, for autograd to differentiate: ½Σ s·w_i·(log Σ_{j≠y_i} e^{z_j} − z_{y_i}),
+    s·w_i (with the ε fade-out) held constant."""
+    log_all = z.logsumexp(1)
+    log_others = z.masked_fill(F.one_hot(y, z.shape[1]).bool(), -math.inf).logsumexp(1)
+    target_logit = z.gather(1, y[:, None]).squeeze(1)
+    with torch.no_grad():
+        r = (log_others - log_all).exp()
+        w = loss.emphasis((target_logit - log_all).exp(), r)
+        w = {"sum": w / w.sum(), "mean": w / len(w), "none": w}[loss.normalize]
+        w = w * (2 * r / (2 * r + loss.eps)) if loss.eps > 0 else w
+    return 0.5 * (w * (log_others - target_logit)).sum()
+
+
+EMPHASES = [("dm", {"lam": 0.5, "beta": 8.0}), ("dm", {"lam": 2.0, "beta": -4.0}), ("normal", {"psi": 0.5, "beta": 4.0}),
+            ("exponential", {"beta": 1.0}), ("beta", {"alpha": 2.0, "eta": 3.0}), ("cce", {}), ("mse", {}),
+            ("gce", {"q": 0.7})]
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-8, 1e-3])
+@pytest.mark.parametrize("normalize", ["sum", "mean", "none"])
+@pytest.mark.parametrize(("emphasis", "params"), EMPHASES)
+def test_emphasis_loss_value_and_gradient_equal_autograd_through_the_formula(emphasis: str, params: dict,
+                                                                              normalize: str, eps: float) -> None:
+    loss = EmphasisLoss(make_emphasis(emphasis, **params), normalize, eps)
+    extreme, y_extreme = batch(torch.float64)
+    moderate, y_moderate = moderate_batch()
+    for z, y in [(extreme, y_extreme), (moderate, y_moderate)]:
+        ours, plain = z.clone().requires_grad_(), z.clone().requires_grad_()
+        value, want = loss(ours, y), autograd_emphasis_loss(loss, plain, y)
+        (-3 * value).backward()  # the chain rule's factor reaches the logits
+        (-3 * want).backward()
+        torch.testing.assert_close(value, want, rtol=1e-13, atol=0)
+        torch.testing.assert_close(ours.grad, plain.grad, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("normalize", ["sum", "mean", "none"])
+def test_emphasis_loss_gradient_is_the_derivative_of_its_value_where_the_weights_are_constant(normalize: str) -> None:
+    """gradcheck: with weights that do not depend on p (here fixed ones), the value's derivative is the gradient."""
+    z, y = moderate_batch()
+    fixed = torch.rand(len(y), generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.1
+    loss = EmphasisLoss(Emphasis("fixed", lambda p, r: fixed.reshape(p.shape), math.nan), normalize)
+    assert torch.autograd.gradcheck(lambda logits: loss(logits, y), (z.clone().requires_grad_(),))
+    drifting = EmphasisLoss(make_emphasis("dm", lam=1.0, beta=8.0), normalize)  # the weights' own slope left out
+    assert not torch.autograd.gradcheck(lambda logits: drifting(logits, y), (z.clone().requires_grad_(),),
+                                        raise_exception=False)
+
+
+def test_emphasis_loss_in_float32_is_the_float64_loss_rounded() -> None:
+    z, y = moderate_batch()
+    loss = make_loss("dm", lam=1.0, beta=8.0)
+    single, double = z.float().requires_grad_(), z.clone().requires_grad_()
+    value, want = loss(single, y), loss(double, y)
+    value.backward()
+    want.backward()
+    assert value.dtype == single.grad.dtype == torch.float32
+    torch.testing.assert_close(value.double(), want, rtol=1e-6, atol=0)
+    torch.testing.assert_close(single.grad.double(), double.grad, rtol=1e-5, atol=1e-9)
 
 
 def test_loss_params_and_errors() -> None:
