@@ -1,19 +1,22 @@
-"""MLflow tracking of a study: one Ray Tune callback on the driver writes every trial as a nested MLflow run."""
+"""MLflow tracking of a study: one Ray Tune callback on the driver writes every trial as a nested MLflow run, from a
+thread of its own."""
 
 from __future__ import annotations
 
 import math
 import numbers
 import re
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 from ray.tune import Callback, Result
 from ray.tune.experiment import Trial
 
@@ -26,7 +29,7 @@ _NOT_METRICS = {"timestamp", "pid", "done", "training_iteration", "time_this_ite
                 "time_since_restore", "iterations_since_restore", "step", "chance", "total_steps"}
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")  # "ValueError: ..." in a traceback
 COLLAPSE_MARGIN = 1.5  # a trial whose last val_acc is at most this many times chance has collapsed
-_BATCH = 1000  # metrics in one log_batch: MLflow's limit
+REST_S = 1.0  # the writer's pause after it wrote: a trial's results of meanwhile go in one request, and MLflow lags
 
 
 def client_for(tracking_uri: str) -> MlflowClient:
@@ -63,23 +66,42 @@ class _Write:
 
 
 class MlflowTracker(Callback):
-    """Logs each trial as an MLflow run under `parent_run_id`: params once, each evaluation's metrics in one batch.
+    """Logs each trial as an MLflow run under `parent_run_id`: params once, each evaluation's metrics at its step.
 
-    A trial keeps its run across a retry and across `Tuner.restore` (found again by its trial id), so a resumed study
-    has one run per trial; a step that a trial restored from an older checkpoint reports again is logged once, the
-    first time. While MLflow does not answer, writes wait in order in a buffer and are retried (never blocking Tune for
-    long); `complete` then writes them, and whatever Tune recorded that MLflow lacks, before a stage ends.
+    Tune's callbacks queue their writes; a thread of the tracker's own writes them, oldest first, at most every
+    REST_S seconds, a trial's writes that queued up meanwhile in one request; a trial's start (its run) and end are
+    written at once, with every write queued before them, on Tune's thread. A trial keeps its run across a retry and
+    across `Tuner.restore` (found again by its trial id), so a resumed study has one run per trial; a step that a
+    trial restored from an older checkpoint reports again is logged once, the first time. While MLflow does not
+    answer, writes wait in order and are retried at the outage's pace; `complete` then writes them, and whatever
+    Tune recorded that MLflow lacks, before a stage ends.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, tags: Mapping[str, str],
                  echo: Callable[[str], None] = print, outage: Outage | None = None) -> None:
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.tags, self.echo = dict(tags), echo
-        self.__dict__.update(_unsaved())
-        self._outage = outage
+        self.outage = outage or Outage(tracking_uri, echo)
+        self._client: MlflowClient | None = None
+        self._runs: dict[str, str] = {}  # trial id → run id
+        self._logged: dict[str, int] = {}  # run id → the last step logged
+        self._with_params: set[str] = set()  # run ids
+        self._created: set[str] = set()  # trial ids: their run created by this tracker
+        self._ended: set[str] = set()  # trial ids: their end written by this tracker
+        self._last: dict[str, dict] = {}  # trial id → its last result
+        self._pending: deque[_Write] = deque()
+        self._wake = threading.Condition()  # guards _pending, _writer, _closing and _error
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self._rest_until = 0.0  # the writer's next try, not before (time.monotonic)
+        self._error: Exception | None = None  # what stopped the writer: MLflow refused a write
 
-    def __getstate__(self) -> dict[str, Any]:  # pickled into Tune's experiment state: no client, caches or buffer
-        return {**self.__dict__, **_unsaved(), "echo": print}
+    def __getstate__(self) -> dict[str, Any]:  # pickled into Tune's experiment state: the settings, nothing live
+        return {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
+                "parent_run_id": self.parent_run_id, "tags": self.tags}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
 
     @property
     def client(self) -> MlflowClient:
@@ -87,15 +109,9 @@ class MlflowTracker(Callback):
             self._client = client_for(self.tracking_uri)
         return self._client
 
-    @property
-    def outage(self) -> Outage:
-        if self._outage is None:
-            self._outage = Outage(self.tracking_uri, self.echo)
-        return self._outage
-
-    def run_id(self, trial_id: str, config: Mapping[str, Any] | None = None) -> str:
-        """The MLflow run of trial `trial_id`, created with its tags the first time; params are logged from the first
-        result's config (what the trial ran with), or from the trial's config when it ends without a result."""
+    def run_id(self, trial_id: str) -> str:
+        """The MLflow run of trial `trial_id`, created with its tags the first time (not thread-safe: call it after
+        `complete`)."""
         if trial_id not in self._runs:
             found = self.client.search_runs(
                 [self.experiment_id],
@@ -103,31 +119,18 @@ class MlflowTracker(Callback):
             )
             if found:
                 self._runs[trial_id] = found[0].info.run_id
-                self._logged[found[0].info.run_id] = self._last_step(found[0])
+                self._logged[found[0].info.run_id] = _last_step(found[0])
+                if found[0].data.params:
+                    self._with_params.add(found[0].info.run_id)
             else:
                 tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id,
                         "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial_id}"}
                 self._runs[trial_id] = self.client.create_run(self.experiment_id, tags=tags).info.run_id
                 self._created.add(trial_id)
-        run_id = self._runs[trial_id]
-        if config is not None and run_id not in self._with_params:
-            self._log_params(run_id, config)
-        return run_id
-
-    def _last_step(self, run: Run) -> int:
-        """The last step at which `run` has a metric (-1: none)."""
-        return max((m.step for key in run.data.metrics for m in self.client.get_metric_history(run.info.run_id, key)),
-                   default=-1)
-
-    def _log_params(self, run_id: str, config: Mapping[str, Any]) -> None:
-        if not self.client.get_run(run_id).data.params:  # a resumed trial's run has them already
-            params = trial_params(config)
-            tags = [RunTag("seed", params["seed"])] if "seed" in params else []
-            self.client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()], tags=tags)
-        self._with_params.add(run_id)
+        return self._runs[trial_id]
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._write(_Write(trial.trial_id))
+        self._write(_Write(trial.trial_id), now=True)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
         now, step = int(time.time() * 1000), int(result.get("step", iteration))
@@ -143,53 +146,140 @@ class MlflowTracker(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         result = self._last.get(trial.trial_id) or trial.last_result or {}
         tags = end_tags(result)
-        self._write(_Write(trial.trial_id, result.get("config") or trial.config, tags=tags, status="FINISHED"))
         shown = own_values(trial.config)
         scores = " ".join(f"{k} {result[k]:.4f}" for k in ("val_acc", "test_acc") if k in result)
         flags = "".join(f" [{t.key.replace('_', ' ')}]" for t in tags)
         self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {_fmt(shown)}: {scores}{flags}")
+        self._write(_Write(trial.trial_id, result.get("config") or trial.config, tags=tags, status="FINISHED"),
+                    now=True)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         reason = error_reason(trial.error_file)
-        self._write(_Write(trial.trial_id, trial.config, tags=(RunTag("error", reason[:5000]),), status="FAILED"))
         self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} failed: {reason}")
+        self._write(_Write(trial.trial_id, trial.config, tags=(RunTag("error", reason[:5000]),), status="FAILED"),
+                    now=True)
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        """Stop the writer thread and try once to write what waits, so that nothing is written after Tune's `fit`
+        returns: what is left waits for `complete` (in a tracker that Tune restored, which the driver does not
+        complete, Tune's record of it is written by the stage's `complete`)."""
+        self._write_now()
 
     def complete(self, results: Iterable[Result]) -> None:
-        """Write the writes that wait, then what Tune recorded of `results`' trials that MLflow lacks (trials this
-        tracker did not see whole: of an earlier session that stopped, or was killed), retrying for up to the
-        outage's patience while MLflow does not answer; TrackingUnavailable after."""
+        """Stop the writer thread, then write the writes that wait, and what Tune recorded of `results`' trials that
+        MLflow lacks (trials this tracker did not see whole: of an earlier session that stopped, or was killed),
+        retrying for up to the outage's patience while MLflow does not answer; TrackingUnavailable after."""
         results = list(results)
+        self._stop_writer()
         self.outage.patiently(lambda: (self._flush(), self._fill(results)), writes=0)
 
-    def _write(self, write: _Write) -> None:
-        """Queue `write` behind the writes that wait, and write them all unless MLflow failed to answer moments ago."""
-        self._pending.append(write)
-        if time.monotonic() >= self.outage.retry_at:
+    def _stop_writer(self) -> None:
+        """Stop the writer thread, if one runs, once its current try ends; the writes that wait stay queued."""
+        with self._wake:
+            self._closing, self._error, writer = True, None, self._writer
+            self._wake.notify()
+        if writer is not None:
+            writer.join()
+        self._closing = False
+
+    def _write(self, write: _Write, *, now: bool = False) -> None:
+        """Queue `write` for the writer thread, started if none runs; `now` (a trial's start or end, which a study
+        resumed after the driver was killed must find in MLflow as Tune saw it): first write it, and every write
+        queued before it, on this thread. Raise what MLflow refused, if it refused a write."""
+        with self._wake:
+            self._pending.append(write)
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+        if now:
+            self._write_now()
+        with self._wake:
+            if self._writer is None and self._pending:
+                self._writer = threading.Thread(target=self._drain, name="MlflowTracker", daemon=True)
+                self._writer.start()
+
+    def _write_now(self) -> None:
+        """Stop the writer thread and write the writes that wait on this thread, in one quick try unless MLflow failed
+        to answer moments ago; what is not written stays queued."""
+        self._stop_writer()
+        if self._pending and time.monotonic() >= self.outage.retry_at:
+            self._try()
+
+    def _drain(self) -> None:
+        """The writer thread: write what is queued, then rest REST_S seconds (while MLflow does not answer: until the
+        outage's retry time), until nothing was queued meanwhile or `complete` takes over."""
+        while True:
+            with self._wake:
+                while not self._closing and time.monotonic() < (until := max(self._rest_until, self.outage.retry_at)):
+                    self._wake.wait(until - time.monotonic())
+                if not self._pending or self._closing:
+                    self._writer = None
+                    return
             try:
-                with fail_fast():
-                    self._flush()
-            except Exception as error:
-                self.outage.failure(error)
-        if self._pending and self._pending[-1] is write:
-            self.outage.waited += 1
+                self._try()
+            except Exception as error:  # MLflow refused a write: raised by the next callback, and by `complete`
+                with self._wake:
+                    self._error, self._writer = error, None
+                return
+            self._rest_until = time.monotonic() + REST_S
+
+    def _try(self) -> None:
+        """One quick try at writing the writes that wait: a failure because MLflow did not answer is noted (the
+        outage says when to try again), any other raised."""
+        try:
+            with fail_fast():
+                self._flush()
+        except Exception as error:
+            self.outage.failure(error)
 
     def _flush(self) -> None:
-        """Write the writes that wait, oldest first; stop at the first that fails, which stays first."""
-        while self._pending:
-            self._apply(self._pending[0])
-            self._pending.popleft()
+        """Write the writes that wait, oldest first, a trial's in as few requests as MLflow's limits allow; they leave
+        the queue once all that were taken together are written."""
+        written = 0
+        while True:
+            with self._wake:
+                taken = list(self._pending)
+            if not taken:
+                break
+            for writes in _by_trial(taken):
+                self._apply(writes)
+            with self._wake:
+                for _ in taken:
+                    self._pending.popleft()
+            written += len(taken)
+        if self.outage.since is not None:
+            self.outage.waited += written
         self.outage.success()
 
-    def _apply(self, write: _Write) -> None:
-        run_id = self.run_id(write.trial_id, write.config)
-        if write.metrics and write.step > self._logged.get(run_id, -1):  # else a replay (from an older checkpoint)
-            self.client.log_batch(run_id, metrics=list(write.metrics))
-            self._logged[run_id] = write.step
-        if write.tags:
-            self.client.log_batch(run_id, tags=list(write.tags))
-        if write.status is not None:
-            self.client.set_terminated(run_id, write.status)
-            self._ended.add(write.trial_id)
+    def _apply(self, writes: Sequence[_Write]) -> None:
+        """Write one trial's `writes` (in order; an end only last): its run, its params once, the metrics of each step
+        after the last logged, the tags, and the end."""
+        run_id = self.run_id(writes[0].trial_id)
+        last, metrics = self._logged.get(run_id, -1), []
+        for write in writes:
+            if write.metrics and write.step > last:  # else a replay (from an older checkpoint)
+                metrics += write.metrics
+                last = write.step
+        config = next((write.config for write in writes if write.config is not None), None)
+        self._log(run_id, config, metrics, [tag for write in writes for tag in write.tags])
+        self._logged[run_id] = last
+        if writes[-1].status is not None:
+            self.client.set_terminated(run_id, writes[-1].status)
+            self._ended.add(writes[0].trial_id)
+
+    def _log(self, run_id: str, config: Mapping[str, Any] | None, metrics: list[Metric], tags: list[RunTag]) -> None:
+        """Log `metrics` and `tags` (the last of a key) to run `run_id`, and the params of `config` (and its seed as
+        a tag) if the run has none yet, in as few log_batch requests as MLflow's limits allow."""
+        params: list[Param] = []
+        if config is not None and run_id not in self._with_params:
+            values = trial_params(config)
+            params = [Param(k, v[:6000]) for k, v in values.items()]
+            tags = [*([RunTag("seed", values["seed"])] if "seed" in values else []), *tags]
+        tags = list({tag.key: tag for tag in tags}.values())
+        for batch in _batches(metrics, params, tags):
+            self.client.log_batch(run_id, *batch)
+        if config is not None:
+            self._with_params.add(run_id)
 
     def _fill(self, results: list[Result]) -> None:
         """Write what Tune recorded of each trial in `results` that this tracker did not write whole itself (a trial
@@ -200,13 +290,12 @@ class MlflowTracker(Callback):
             if trial_id in self._created and trial_id in self._ended:
                 continue
             rows = _rows(result)
-            run_id = self.run_id(trial_id, result.config)
+            run_id = self.run_id(trial_id)
             have = {key: {m.step for m in self.client.get_metric_history(run_id, key)}
                     for key in {key for row in rows for key in row["metrics"]}}
             missing = [Metric(key, value, row["timestamp"], row["step"]) for row in rows
                        for key, value in row["metrics"].items() if row["step"] not in have[key]]
-            for start in range(0, len(missing), _BATCH):
-                self.client.log_batch(run_id, metrics=missing[start:start + _BATCH])
+            self._log(run_id, result.config, missing, [])
             self._logged[run_id] = max([self._logged.get(run_id, -1), *(row["step"] for row in rows)])
             if self.client.get_run(run_id).info.status not in ("FINISHED", "FAILED", "KILLED"):
                 if result.error is not None:
@@ -214,15 +303,39 @@ class MlflowTracker(Callback):
                                  status="FAILED")
                 else:
                     end = _Write(trial_id, tags=end_tags(result.metrics), status="FINISHED")
-                self._apply(end)
+                self._apply([end])
             self._ended.add(trial_id)
 
 
-def _unsaved() -> dict[str, Any]:
-    """A tracker's attributes that are not pickled with it: its client, caches, outage and the writes that wait.
-    `_logged`: run id → the last step logged; `_created`, `_ended`: the trials whose run it created, ended."""
-    return {"_client": None, "_outage": None, "_runs": {}, "_with_params": set(), "_last": {}, "_pending": deque(),
-            "_logged": {}, "_created": set(), "_ended": set()}
+def _by_trial(writes: Iterable[_Write]) -> list[list[_Write]]:
+    """`writes` in groups of one trial's, each in order and closed by an end (a status): a trial's groups, and the
+    writes in each, in the order they came."""
+    groups: list[list[_Write]] = []
+    open_groups: dict[str, list[_Write]] = {}
+    for write in writes:
+        if write.trial_id not in open_groups:
+            groups.append(open_groups.setdefault(write.trial_id, []))
+        open_groups[write.trial_id].append(write)
+        if write.status is not None:
+            del open_groups[write.trial_id]
+    return groups
+
+
+def _batches(metrics: list[Metric], params: list[Param], tags: list[RunTag]
+             ) -> Iterator[tuple[list[Metric], list[Param], list[RunTag]]]:
+    """`metrics`, `params` and `tags` cut into the fewest log_batch requests within MLflow's limits per request."""
+    while metrics or params or tags:
+        batch_params, batch_tags = params[:MAX_PARAMS_TAGS_PER_BATCH], tags[:MAX_PARAMS_TAGS_PER_BATCH]
+        batch_metrics = metrics[:min(MAX_METRICS_PER_BATCH,
+                                     MAX_ENTITIES_PER_BATCH - len(batch_params) - len(batch_tags))]
+        yield batch_metrics, batch_params, batch_tags
+        metrics, params, tags = metrics[len(batch_metrics):], params[len(batch_params):], tags[len(batch_tags):]
+
+
+def _last_step(run: Run) -> int:
+    """The last step at which `run` has a metric (-1: none): MLflow keeps each metric's value at its last step with
+    the run."""
+    return max((metric.step for metric in run.data.to_proto().metrics), default=-1)
 
 
 def metric_values(result: Mapping[str, Any]) -> dict[str, float]:

@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from ray import tune
+from ray.tune.experiment import Trial
 
 from study.cli import TEMPFAIL, main
 from study.tracking import MlflowTracker, metric_values
@@ -263,3 +264,35 @@ def test_complete_writes_what_tune_recorded_and_mlflow_lacks(tmp_path: Path) -> 
             assert run.info.status == "FAILED" and run.data.tags["error"] == "ValueError: boom"
         else:
             assert run.info.status == "FINISHED" and "early_stopped" not in run.data.tags
+
+
+def test_writes_wait_in_order_while_mlflow_does_not_answer_and_the_writer_retries_them(server: MlflowServer) -> None:
+    """Callbacks return while MLflow is away (a trial's end is said at once); the tracker's writer retries on its own
+    and writes everything in order when MLflow answers again; `complete` leaves no write queued and no thread."""
+    client = MlflowClient(server.uri)
+    experiment = client.create_experiment("away")
+    parent = client.create_run(experiment).info.run_id
+    server.stop()
+    lines: list[str] = []
+    tracker = MlflowTracker(server.uri, experiment, parent, {"stage": "final"}, echo=lines.append)
+    trial = Trial("train_trial", config={"seed": 3}, trial_id="t_away", stub=True)
+    tracker.on_trial_start(0, [trial], trial)
+    for index, step in enumerate((10, 20, 10, 30, 40)):  # 10 again: a retry from the start, logged once
+        tracker.on_trial_result(index, [trial], trial, {"step": step, "test_acc": step / 100 + index,
+                                                        "config": trial.config})
+    tracker.on_trial_complete(5, [trial], trial)
+    assert "  final t_away seed=3: test_acc 4.4000" in lines
+    wait_for(lambda: any(line.startswith(f"MLflow at {server.uri} does not answer (") for line in lines))
+
+    server.start()
+    wait_for(lambda: any(" answers again " in line for line in lines), timeout=120)
+    again = re.fullmatch(rf"MLflow at {re.escape(server.uri)} answers again after \d+ s: (\d+) tries had failed, "
+                         r"7 writes had waited; all are written now", lines[-1])
+    assert again and int(again.group(1)) >= 1, lines
+    tracker.complete([])
+    assert not [thread for thread in threading.enumerate() if thread.name == "MlflowTracker"]
+
+    [run] = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent}'")
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "test_acc"))
+    assert history == [(10, 0.1), (20, 1.2), (30, 3.3), (40, 4.4)]
+    assert run.info.status == "FINISHED" and run.data.params == {"seed": "3"} and run.data.tags["seed"] == "3"
