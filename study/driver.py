@@ -265,7 +265,8 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
 
     experiment_id = outage.patiently(find_or_create)
     tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
-            "method": config.method, "dataset": config.train.dataset, "noise": config.noise, "git_commit": _git_commit()}
+            "method": config.method, "dataset": config.train.dataset, "noise": config.noise,
+            "git_commit": _git_commit()}
     run_id = outage.patiently(lambda: client.create_run(experiment_id, tags=tags).info.run_id)
     outage.patiently(lambda: client.log_dict(run_id, config.to_dict(), "study_config.json"))
     return StudyState(config.to_dict(), uri, experiment_id, run_id)

@@ -57,7 +57,8 @@ def cached_dataset(name: str, root: str | None, *, download: bool = True) -> Dat
 
 
 def train_config(config: Mapping[str, Any]) -> TrainConfig:
-    """The TrainConfig of a trial: config["train"], overridden by top-level keys that name its fields or method hyperparameters.
+    """The TrainConfig of a trial: config["train"], overridden by top-level keys that name its fields or method
+    hyperparameters.
 
     A nested mapping (a grid cell, e.g. {"cell": {"lam": 1, "beta": 8}}) counts as its items. Other keys (a search
     space's own parameters, such as ψ and ρ) are ignored.

@@ -13,7 +13,8 @@ AA_GROUPS = 8  # sub-policies drawn per batch: torchvision applies one to all th
 
 
 def crop_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
-    """Each image of the batch x (B×C×H×W) padded by `pad` zeros, cropped back at a random offset, flipped half the time."""
+    """Each image of the batch x (B×C×H×W) padded by `pad` zeros, cropped back at a random offset, flipped half the
+    time."""
     b, _, h, w = x.shape
     shifts = torch.randint(0, 2 * pad + 1, (2, b), device=x.device, generator=generator)
     flip = torch.rand(b, device=x.device, generator=generator) < 0.5

@@ -107,8 +107,9 @@ class EmphasisLoss(nn.Module):
 class _EmphasisFunction(torch.autograd.Function):
     """½Σ c_i·log((1 − p_i)/p_i) with c = weigh(p, 1 − p) held constant; ∂/∂z_i = c_i·½(q_i − onehot(y_i)).
 
-    One pass without a graph. q_i, the softmax over the classes other than y_i, is e_i/Σe_i with e_i = exp of those
-    logits less their maximum; log Σ_{j≠y_i} exp(z_ij) with z_{i,y_i} gives p_i and 1 − p_i, both exact in z's dtype.
+    One pass without a graph. q_i, the softmax over the classes other than y_i, is e_i/Σe_i with e_i = exp of
+    those logits less their maximum; log Σ_{j≠y_i} exp(z_ij) with z_{i,y_i} gives p_i and 1 − p_i, both exact in
+    z's dtype.
     The backward writes the gradient from e, Σe and c.
     """
 

@@ -61,7 +61,8 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_loses_nothing(tmp_pa
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = load_study_config(None, [
         "name=killed", "checkpoint_every_s=0", "noise_rates=[0.4]", f"search.num_samples={TRIALS}",
-        "search.max_concurrent=2", f"train.epochs={EPOCHS}", "final.n_seeds=0", f"tracking_uri={uri}", f"storage={tmp_path / 'ray'}"])
+        "search.max_concurrent=2", f"train.epochs={EPOCHS}", "final.n_seeds=0", f"tracking_uri={uri}",
+        f"storage={tmp_path / 'ray'}"])
     experiment = study_folder(config) / "search-0.4"
     killed: dict = {}
     stop = threading.Event()

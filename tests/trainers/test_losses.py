@@ -47,7 +47,8 @@ def reference(z: torch.Tensor, y: torch.Tensor, weight) -> tuple[list, list]:
 
 def expected_grad(weights: list, directions: list, normalize: str) -> torch.Tensor:
     scale = {"sum": 1 / mpmath.fsum(weights), "mean": mpmath.mpf(1) / len(weights), "none": mpmath.mpf(1)}[normalize]
-    return torch.tensor([[float(scale * w * d) for d in row] for w, row in zip(weights, directions)], dtype=torch.float64)
+    return torch.tensor([[float(scale * w * d) for d in row] for w, row in zip(weights, directions)],
+                        dtype=torch.float64)
 
 
 def call(loss: torch.nn.Module, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -235,7 +236,8 @@ def autograd_emphasis_loss(loss: EmphasisLoss, z: torch.Tensor, y: torch.Tensor)
     return 0.5 * (w * (log_others - target_logit)).sum()
 
 
-EMPHASES = [("dm", {"lam": 0.5, "beta": 8.0}), ("dm", {"lam": 2.0, "beta": -4.0}), ("normal", {"psi": 0.5, "beta": 4.0}),
+EMPHASES = [("dm", {"lam": 0.5, "beta": 8.0}), ("dm", {"lam": 2.0, "beta": -4.0}),
+            ("normal", {"psi": 0.5, "beta": 4.0}),
             ("exponential", {"beta": 1.0}), ("beta", {"alpha": 2.0, "eta": 3.0}), ("cce", {}), ("mse", {}),
             ("gce", {"q": 0.7})]
 
