@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 from contextlib import contextmanager
@@ -48,6 +49,25 @@ def serve(statuses: list[int]) -> Iterator[str]:
         server.server_close()
 
 
+def read_request(connection: socket.socket) -> None:
+    """Read one HTTP request whole (its headers and a Content-Length body), so that closing the connection sends a
+    plain end rather than a reset: a close with the body unread would be 'Connection reset by peer' to the client."""
+    connection.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length[1]):
+        chunk = connection.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
 @pytest.fixture
 def closing_server() -> Iterator[str]:
     """A TCP server on 127.0.0.1 that accepts each connection and closes it without a word."""
@@ -60,8 +80,8 @@ def closing_server() -> Iterator[str]:
                 connection, _ = listener.accept()
             except OSError:
                 return
-            connection.recv(65536)
-            connection.close()
+            with connection:
+                read_request(connection)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
