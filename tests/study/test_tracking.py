@@ -180,21 +180,28 @@ def test_the_writer_merges_what_queued_while_it_rested_and_ends_when_nothing_is_
     tracker = store.tracker()
     trial = Trial("train_trial", config={"lam": 0.5}, trial_id="t_rest", stub=True)
     tracker.on_trial_start(0, [trial], trial)
-    for step in range(1, 9):
+    [client] = store.clients
+    started = len(client.batches)
+    store.gate.clear()
+    store.asked.clear()
+    tracker.on_trial_result(1, [trial], trial, {"step": 1, "val_acc": 0.1, "config": trial.config})
+    assert store.asked.wait(timeout=60)  # the writer is in its first request, with the first result
+    for step in range(2, 9):  # these queue while MLflow is slow to answer
         tracker.on_trial_result(step, [trial], trial, {"step": step, "val_acc": step / 10, "config": trial.config})
+    store.gate.set()
     deadline = time.monotonic() + 60
     while writers():  # the writer writes, rests, writes what queued meanwhile, and ends when nothing did
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
     assert not tracker._pending
-    [client] = store.clients
-    assert 1 <= len(client.batches) < 8
+    # (metrics, params, tags) of each request: the first result with the trial's params, then the 7 others in one
+    assert client.batches[started:] == [(1, 1, 0), (7, 0, 0)], client.batches
     [run] = client.search_runs([store.experiment], f"tags.`mlflow.parentRunId` = '{store.parent}'")
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_acc"))
     assert history == [(step, step / 10) for step in range(1, 9)] and run.info.status == "RUNNING"
     tracker.complete([])
-    assert len(client.batches) < 8 and not writers()
+    assert client.batches[started + 2:] == [] and not writers()
 
 
 def test_a_restored_tracker_has_written_everything_when_the_experiment_ends(store: Store) -> None:
