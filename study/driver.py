@@ -11,7 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import ray
 from mlflow.entities import Metric, Param
@@ -408,9 +408,11 @@ def _final(config: StudyConfig, state: StudyState, rates: list[float], folder: P
                 for rate in rates}
     callbacks = [StopOnStorageError(), ByNoiseRate(trackers), KeepStateCopy()]
     results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"])
+    by_rate: dict[str, list[tune.Result]] = {key: [] for key in trackers}
+    for result in results:
+        by_rate[ByNoiseRate.key(result.config)].append(result)
     for key, tracker in trackers.items():
-        rs = state.rates[key]
-        mine = [r for r in results if ByNoiseRate.key(r.config) == key]
+        rs, mine = state.rates[key], by_rate[key]
         tracker.complete(mine)
         outage.patiently(lambda: _drop_orphans(state, rs.run_id, "final", mine))
         rs.final_test = sorted(float(r.metrics["test_acc"]) for r in mine if r.metrics and "test_acc" in r.metrics)
@@ -422,7 +424,7 @@ def _final(config: StudyConfig, state: StudyState, rates: list[float], folder: P
         rs.final_done = True
 
 
-def _drop_orphans(state: StudyState, parent_run_id: str, stage: str, results: tune.ResultGrid) -> None:
+def _drop_orphans(state: StudyState, parent_run_id: str, stage: str, results: Iterable[tune.Result]) -> None:
     """Delete runs of trials that a killed driver started but Tune never recorded, so each trial has one run."""
     kept = {r.metrics.get("trial_id") for r in results if r.metrics}
     client = client_for(state.tracking_uri)
