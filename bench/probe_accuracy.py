@@ -31,7 +31,7 @@ NOTES = (
 def compared(dataset: str, rate: float) -> dict[str, tuple[str, dict[str, Any]]]:
     """Name → (method, method_params): CCE, DM with the paper's λ for the rate, L2R, IEG as published and for an MLP."""
     lam = (paper_best(dataset, rate) or {"lam": 1.0})["lam"]
-    return {"cce": ("cce", {}), f"dm (λ={lam:g}, β={DM_BETA:g})": ("dm", {"lam": lam, "beta": DM_BETA, "eps": 1e-8}),
+    return {"cce": ("cce", {}), f"dm (λ={lam:g}, β={DM_BETA:g})": ("dm", {"lam": lam, "beta": DM_BETA}),
             "l2r": ("l2r", {}), "ieg": ("ieg", {}), "ieg (mlp: meta_lr 0.01, p = k = 1)": ("ieg", IEG_MLP)}
 
 

@@ -158,7 +158,9 @@ def _dynamics_figure(data: StudyData) -> Drawn:
     if not panels:
         return None
     scale = 100
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 0.6, 3.3), sharey=True, squeeze=False)
+    sigma = any(has(history, "emphasis_var") for _, _, history, _ in panels)
+    fig, axes = plt.subplots(1 + sigma, len(panels), figsize=(3.4 * len(panels) + 0.6, 3.3 + 2.4 * sigma),
+                             sharey="row", squeeze=False, gridspec_kw={"height_ratios": [3, 2][: 1 + sigma]})
     colours = {"noisy_fit_acc": OKABE_ITO[5], "intact_acc": OKABE_ITO[4], "test_acc": OKABE_ITO[3]}
     markers = {"noisy_fit_acc": "s", "intact_acc": "o", "test_acc": "^"}
     for ax, (rate, trial, history, series) in zip(axes[0], panels):
@@ -169,15 +171,32 @@ def _dynamics_figure(data: StudyData) -> Drawn:
         _epoch_axis(ax, history["epoch"])
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%)")
+    if sigma:
+        _sigma_row(axes, panels)
     found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines()}
     order = [label for _, label in _DYNAMICS if label in found]
     fig.legend([found[label] for label in order], order, loc="lower center", ncol=len(order), frameon=False,
                bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.1 / (1 + sigma), 1, 1))
     caption = ("Learning dynamics of each noise rate's best search trial (by validation accuracy): training accuracy "
                "of the mislabelled examples on their wrong labels, on the intact (true) labels, and test accuracy per "
-               "epoch.")
+               "epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a batch (seed 002 "
+                          "Definition 2), averaged over each epoch's batches." if sigma else "."))
     return fig, caption
+
+
+def _sigma_row(axes: np.ndarray, panels: list) -> None:
+    """The second row of the dynamics figure: each panel's trial's emphasis variance σ per epoch."""
+    for ax, (_, _, history, _) in zip(axes[1], panels):
+        if has(history, "emphasis_var"):
+            part = history.dropna(subset=["emphasis_var", "epoch"])
+            ax.plot(part["epoch"], part["emphasis_var"], marker="D", ms=4, color=OKABE_ITO[1])
+        _epoch_axis(ax, history["epoch"])
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    for ax in axes[0]:
+        ax.set_xlabel("")
+    axes[1][0].set_ylabel("emphasis variance σ\n(Var of the weights w_i)")
 
 
 _DYNAMICS = (("noisy_fit_acc", "mislabelled training examples, fit to the wrong label"),

@@ -8,7 +8,7 @@
 
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, default_data_root, list_datasets, load_dataset, register_dataset
-from trainers.emphasis import Emphasis, dm_weight, list_emphases, make_emphasis
+from trainers.emphasis import Emphasis, dm_weight, emphasis_variance, list_emphases, make_emphasis
 from trainers.errors import ConfigError, DataError
 from trainers.losses import EmphasisLoss, GradSimLoss, WeightedCE, list_losses, loss_params, make_loss, register_loss
 from trainers.models import Classifier, create_model, list_models, register_model
@@ -35,6 +35,7 @@ __all__ = [
     "create_model",
     "default_data_root",
     "dm_weight",
+    "emphasis_variance",
     "list_datasets",
     "list_emphases",
     "list_losses",

@@ -25,6 +25,8 @@ METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": 
                 "layers": str, "drop": float, "meta_lr": float, "p": float, "temperature": float,
                 "init_relabel": float, "mixup_alpha": float, "meta_momentum": bool, "uc": bool, "mc": bool,
                 "aa": bool, "relabel": bool}
+METHOD_HELP = {"eps": "DM family: the guard ε in w_i/(2(1 − p_i) + ε) (default: the authors' 1e-6; 0: the exact "
+                      "gradient)"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=d.model, help=f"one of: {', '.join(list_models())}")
     p.add_argument("--method", default=d.method, help=f"one of: {', '.join(list_losses())}")
     for name, kind in METHOD_FLAGS.items():
-        flag, what = "--" + name.replace("_", "-"), f"the method's {name}"
+        flag, what = "--" + name.replace("_", "-"), METHOD_HELP.get(name, f"the method's {name}")
         if kind is bool:
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=what)
         else:

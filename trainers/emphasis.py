@@ -35,6 +35,13 @@ def at_least_float32(t: Tensor) -> Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
+def emphasis_variance(w: Tensor) -> tuple[Tensor, Tensor]:
+    """Seed 002's emphasis variance σ = E((w_i − E w_i)²) of a batch's weights (Definition 2), and the same scaled to
+    weights of mean 1, Var(w)/E(w)², which ranks settings differently."""
+    var = w.var(unbiased=False)
+    return var, var / w.mean().square().clamp_min(torch.finfo(w.dtype).tiny)
+
+
 def dm_weight(p: Tensor, lam: float, beta: float) -> Tensor:
     """Derivative manipulation's weight exp(β·p^λ·(1−p)), computed in float32."""
     return make_emphasis("dm", lam=lam, beta=beta)(p)

@@ -28,6 +28,10 @@ from trainers.registry import Registry
 from trainers.reweight import L2R
 
 Normalize = Literal["sum", "mean", "none"]
+# The authors' released layer (GR_caffe_layer/unified_weight_loss_layer.cpp, XinshaoAmosWang/DerivativeManipulation):
+# ∂L/∂z_i = (p − onehot)·w_i/(2 − 2p_i + 1e-6), divided by 1e-8 + Σ_j w_j over the batch.
+AUTHORS_EPS = 1e-6  # the guard on 2(1 − p_i): the DM family's default `eps`
+SUM_EPS = 1e-8  # the guard on Σw: every "sum" normalisation
 LossBuilder = Callable[..., nn.Module]
 LOSSES: Registry[LossBuilder] = Registry("method")
 
@@ -73,11 +77,13 @@ class EmphasisLoss(nn.Module):
 
     ½(q_i − onehot(y_i)) is CCE's direction (p − onehot)/(2(1 − p_i)) in a form that stays exact where
     1 − p_i underflows, so ‖∂L/∂z_i‖₁ = s·w_i with w_i = emphasis(p_i), held constant, in float32.
-    s is 1/Σw over the batch ("sum"), 1/B ("mean") or 1 ("none"). The value is ½Σ s·w_i·log((1 − p_i)/p_i),
-    whose gradient this is.
+    s is 1/(1e-8 + Σw) over the batch ("sum", the authors' normaliser), 1/B ("mean") or 1 ("none"). The value is
+    ½Σ s·w_i·log((1 − p_i)/p_i), whose gradient this is.
 
-    `eps` > 0 gives the authors' code's w_i/(2(1 − p_i) + ε)·(p − onehot) instead, computed stably: the norm
-    s·w_i·2(1 − p_i)/(2(1 − p_i) + ε) fades out once 1 − p_i ≪ ε, which caps the margin near log(1/ε).
+    `eps` > 0 gives the authors' released layer's s·w_i·(p − onehot)/(2(1 − p_i) + ε) instead (ε = 1e-6 there),
+    computed stably: the norm s·w_i·2(1 − p_i)/(2(1 − p_i) + ε) fades out once 1 − p_i ≪ ε, which caps the margin
+    near log(1/ε). `eps` 0 is the exact gradient. `last_weights` keeps the last batch's w_i (seed 002's weights,
+    before any normalising or guard), from which the trainer measures the papers' emphasis variance.
     """
 
     def __init__(self, emphasis: Emphasis, normalize: Normalize = "sum", eps: float = 0.0) -> None:
@@ -85,8 +91,9 @@ class EmphasisLoss(nn.Module):
         if normalize not in get_args(Normalize):
             raise ConfigError("normalize", normalize, "one of: " + ", ".join(get_args(Normalize)))
         if not eps >= 0:
-            raise ConfigError("eps", eps, "a number ≥ 0 (0: the exact gradient; the authors' code: 1e-8)")
+            raise ConfigError("eps", eps, f"a number ≥ 0 (0: the exact gradient; the authors' code: {AUTHORS_EPS:g})")
         self.emphasis, self.normalize, self.eps = emphasis, normalize, eps
+        self.last_weights: Tensor | None = None
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         with torch.autocast(logits.device.type, enabled=False):
@@ -94,9 +101,9 @@ class EmphasisLoss(nn.Module):
 
     def _weights(self, p: Tensor, one_minus_p: Tensor) -> Tensor:
         """s·w_i, with the fade-out factor 2(1 − p_i)/(2(1 − p_i) + ε) where ε > 0."""
-        w = self.emphasis(p, one_minus_p)
+        w = self.last_weights = self.emphasis(p, one_minus_p)
         if self.normalize == "sum":
-            w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+            w = w / (w.sum() + SUM_EPS)
         elif self.normalize == "mean":
             w = w / len(w)
         if self.eps > 0:
@@ -270,22 +277,25 @@ def _q(q: float) -> float:
 
 
 @register_loss("dm")
-def _dm(*, lam: float = 0.5, beta: float = 8.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+def _dm(*, lam: float = 0.5, beta: float = 8.0, normalize: Normalize = "sum",
+        eps: float = AUTHORS_EPS) -> nn.Module:
     return EmphasisLoss(make_emphasis("dm", lam=lam, beta=beta), normalize, eps)
 
 
 @register_loss("dm-normal")
-def _dm_normal(*, psi: float = 0.5, beta: float = 4.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+def _dm_normal(*, psi: float = 0.5, beta: float = 4.0, normalize: Normalize = "sum",
+               eps: float = AUTHORS_EPS) -> nn.Module:
     return EmphasisLoss(make_emphasis("normal", psi=psi, beta=beta), normalize, eps)
 
 
 @register_loss("dm-exp")
-def _dm_exp(*, beta: float = 1.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+def _dm_exp(*, beta: float = 1.0, normalize: Normalize = "sum", eps: float = AUTHORS_EPS) -> nn.Module:
     return EmphasisLoss(make_emphasis("exponential", beta=beta), normalize, eps)
 
 
 @register_loss("dm-beta")
-def _dm_beta(*, alpha: float = 2.0, eta: float = 2.0, normalize: Normalize = "sum", eps: float = 0.0) -> nn.Module:
+def _dm_beta(*, alpha: float = 2.0, eta: float = 2.0, normalize: Normalize = "sum",
+             eps: float = AUTHORS_EPS) -> nn.Module:
     return EmphasisLoss(make_emphasis("beta", alpha=alpha, eta=eta), normalize, eps)
 
 
@@ -311,6 +321,8 @@ def _gce(*, q: float = 0.7) -> nn.Module:
 
 
 def _derivative_normalised(emphasis: str) -> LossBuilder:
+    """The -dn variants: the authors' sumW layers write (p − onehot)·(w_i/2(1 − p_i)) in closed form, so no guard."""
+
     def build() -> nn.Module:
         return EmphasisLoss(make_emphasis(emphasis), "sum")
 

@@ -12,6 +12,7 @@ from torch import Tensor
 from trainers.augment import crop_flip
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
+from trainers.emphasis import emphasis_variance
 from trainers.errors import ConfigError
 from trainers.gradsim import noisy_among_extremes
 from trainers.losses import WeightedCE, make_loss
@@ -23,6 +24,10 @@ from trainers.splits import derive_seeds, make_split
 Metrics = dict[str, float]
 EVAL_BATCH = 1024
 EXTREMES = 10  # noisy_top10 and noisy_bottom10: noisy examples among this many highest- and lowest-ranked per batch
+# What each step adds up for the next evaluation: the loss; the papers' emphasis variance σ = Var(w_i) and the same
+# scaled, Var(w)/E(w)²; the noisy examples' and all examples' share of the step's gradient (‖∂L/∂z_i‖₁ over its mean);
+# the steps.
+SUMS = ("loss", "var", "var_scaled", "noisy_share", "share", "batches")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,8 +84,8 @@ class Trainer:
         self._aug = torch.Generator(dev).manual_seed(seeds.order ^ 0x5EED)
         self.step, self.history = 0, []
         self._perm, self._pos = torch.empty(0, dtype=torch.long), 0
-        # loss, weight variance, noisy weight, total weight, batches; for a WeightedCE, the noisy at either end too
-        self._sums = torch.zeros(7 if self._ranks else 5, device=dev)
+        # per-step sums (SUMS); for a WeightedCE or a ProbeMethod, the noisy at either end of the ranking too
+        self._sums = torch.zeros(len(SUMS) + 2 * self._ranks, device=dev)
         self._clock = time.perf_counter()
         self.info = {"noise_rate_realised": split.noise_rate, "train_size": n,
                      "val_size": 0 if self.val is None else len(self.val[1]), "test_size": len(self.test[1]),
@@ -130,15 +135,23 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        with torch.no_grad():  # each example's weight: the L1 norm of its logit gradient, scaled to mean 1
-            w = logits.grad.float().abs().sum(1)
-            w = w / w.mean().clamp_min(torch.finfo(w.dtype).tiny)
-            sums = [torch.stack([loss.detach().float(), w.var(unbiased=False), w[noisy].sum(), w.sum(),
-                                 torch.ones((), device=w.device)])]
+        with torch.no_grad():
+            norms = logits.grad.float().abs().sum(1)  # ‖∂L/∂z_i‖₁: the weight each example had in this step
+            share = norms / norms.mean().clamp_min(torch.finfo(norms.dtype).tiny)
+            var, var_scaled = emphasis_variance(self._paper_weights(norms))
+            sums = [torch.stack([loss.detach().float(), var, var_scaled, share[noisy].sum(), share.sum(),
+                                 torch.ones((), device=norms.device)])]
             if self._ranks:
                 sums.append(noisy_among_extremes(self.loss_fn.last_scores, noisy, EXTREMES).float())
             self._sums += torch.cat(sums)
         self.step += 1
+
+    def _paper_weights(self, norms: Tensor) -> Tensor:
+        """Seed 002's w_i (Definition 1), whose batch variance is its emphasis variance σ (Definition 2): an emphasis
+        loss's own w_i = t(p_i), before normalising; else B·‖∂L/∂z_i‖₁, the weight a mean-reduced loss gives (CCE's
+        2(1 − p_i), MAE's 2p_i(1 − p_i); a method's weights summing to 1 count as 1/B each)."""
+        own = getattr(self.loss_fn, "last_weights", None)
+        return own.float() if own is not None else norms * len(norms)
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
@@ -153,11 +166,12 @@ class Trainer:
         return torch.cat(out)
 
     def _evaluate(self) -> Metrics:
-        sums = self._sums.tolist()
-        loss, var, noisy_w, total_w, batches = sums[:5]
+        sums = dict(zip(SUMS, self._sums.tolist()))
+        extremes = self._sums[len(SUMS):].tolist()
+        batches = sums["batches"]
         self._sums.zero_()
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss} before step {self.step}")
+        if not math.isfinite(sums["loss"]):
+            raise FloatingPointError(f"the training loss became {sums['loss']} before step {self.step}")
         logits = self.predict(self.train_x)
         pred = logits.argmax(1)
         p_given = logits.softmax(1).gather(1, self.train_y[:, None]).squeeze(1)
@@ -166,10 +180,11 @@ class Trainer:
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "train_loss": loss / batches,
-            "emphasis_var": var / batches,
-            "noisy_weight_share": noisy_w / total_w,
-            **({"noisy_top10": sums[5] / batches, "noisy_bottom10": sums[6] / batches} if self._ranks else {}),
+            "train_loss": sums["loss"] / batches,
+            "emphasis_var": sums["var"] / batches,
+            "emphasis_var_scaled": sums["var_scaled"] / batches,
+            "noisy_weight_share": sums["noisy_share"] / sums["share"],
+            **({"noisy_top10": extremes[0] / batches, "noisy_bottom10": extremes[1] / batches} if self._ranks else {}),
             "fit_acc": _mean(pred == self.train_y),
             "intact_acc": _mean(pred == self.true_y),
             "noisy_fit_acc": _mean((pred == self.train_y)[noisy]),

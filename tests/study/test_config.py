@@ -18,7 +18,10 @@ from study.config import (
     load_study_config,
     study_config_from_dict,
 )
+from study.tracking import trial_params
+from trainables import TRAIN_KEY
 from trainers import ConfigError
+from trainers.losses import loss_params
 from search_spaces import paper_grid
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -59,7 +62,7 @@ def test_gpu_configs_say_what_they_regenerate() -> None:
     assert (table7.train.dataset, table7.train.model, table7.search.grid) == ("cifar100", "resnet44", "table7")
     assert table7.noise_rates == (0.2, 0.4, 0.6)
     fashion = load_study_config(CONFIGS / "fashion_mnist.yaml")
-    assert fashion.method_params == {"eps": 1e-8} and fashion.search.num_samples == 8
+    assert fashion.method_params == {} and fashion.search.num_samples == 8
 
 
 def test_ieg_configs_say_what_they_regenerate() -> None:
@@ -274,13 +277,18 @@ def test_direct_construction_is_validated_too() -> None:
     assert raised.value.field == "num_samples"
 
 
-def test_method_params_follow_the_method() -> None:
-    """DM's study default is the authors' guarded gradient; another method chosen by a file or --set starts from {}."""
-    assert load_study_config(None).method_params == {"eps": 1e-8}
-    assert load_study_config(None, ["method=gce"]).method_params == {}
-    assert load_study_config(None, ["method=dm", "method_params={}"]).method_params == {}
-    assert load_study_config(None, ["method=dm-exp"]).method_params == {"eps": 1e-8}
-    assert load_study_config(None, ["method=cce-dn"]).method_params == {}
+def test_a_study_keeps_the_trainers_method_defaults() -> None:
+    """One default everywhere: a study adds no method_params of its own, so its DM trials run the trainer's default,
+    the authors' guard (1e-6 on 2(1 − p)), and log it as a param; a config's own value still wins."""
+    for method in ("dm", "dm-normal", "dm-exp", "dm-beta", "gce"):
+        config = load_study_config(None, [f"method={method}"])
+        assert config.method_params == {}
+        params = trial_params({TRAIN_KEY: config.train.replace(method=method).to_dict()})
+        assert {k: params[k] for k in loss_params(method)} == {k: str(v) for k, v in loss_params(method).items()}
+    assert trial_params({TRAIN_KEY: load_study_config(None).train.replace(method="dm").to_dict()})["eps"] == "1e-06"
+    exact = load_study_config(None, ["method_params={eps: 0}"])
+    assert trial_params({TRAIN_KEY: exact.train.replace(method="dm", method_params=exact.method_params).to_dict()
+                         })["eps"] == "0"
 
 
 def test_a_grid_of_lists_is_every_lambda_with_every_beta_and_repeats_multiply_the_trials() -> None:

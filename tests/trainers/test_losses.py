@@ -4,6 +4,7 @@ derivative normalisation, the baselines' formulas, and finite gradients at extre
 import math
 
 import mpmath
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,9 @@ C = 10
 # The losses of logits; the methods that run the model themselves are tested in test_meta.py and test_ieg.py.
 LOGIT_LOSSES = [name for name in list_losses() if not isinstance(make_loss(name), ProbeMethod)]
 MARGINS = [-1e4, -30.0, -3.0, 0.0, 0.5, 3.0, 10.0, 17.0, 20.0, 40.0, 100.0, 1e4]
+# The authors' released layer (GR_caffe_layer/unified_weight_loss_layer.cpp): (p − onehot)·w_i/(2 − 2p_i + 1e-6),
+# divided by 1e-8 + Σ_j w_j. Written here as numbers, independently of trainers.losses' constants.
+GUARD, SUM_GUARD = 1e-6, 1e-8
 
 
 def batch(dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +50,7 @@ def reference(z: torch.Tensor, y: torch.Tensor, weight) -> tuple[list, list]:
 
 
 def expected_grad(weights: list, directions: list, normalize: str) -> torch.Tensor:
-    scale = {"sum": 1 / mpmath.fsum(weights), "mean": mpmath.mpf(1) / len(weights), "none": mpmath.mpf(1)}[normalize]
+    scale = {"sum": 1 / (SUM_GUARD + mpmath.fsum(weights)), "mean": mpmath.mpf(1) / len(weights), "none": mpmath.mpf(1)}[normalize]
     return torch.tensor([[float(scale * w * d) for d in row] for w, row in zip(weights, directions)],
                         dtype=torch.float64)
 
@@ -71,9 +75,9 @@ def dm_ref(lam: float, beta: float):
 @pytest.mark.parametrize("normalize", ["sum", "mean", "none"])
 @pytest.mark.parametrize(("lam", "beta"), [(0.0, 1.0), (0.5, 8.0), (1.0, 16.0), (2.0, 24.0), (1.0, -4.0)])
 def test_dm_gradient_identity_float32(lam: float, beta: float, normalize: str) -> None:
-    """‖∂L/∂z_i‖₁ = s·w_i and the direction is CCE's, for every margin, in float32."""
+    """The exact gradient (eps 0): ‖∂L/∂z_i‖₁ = s·w_i and the direction is CCE's, for every margin, in float32."""
     z, y = batch(torch.float32)
-    g = logit_grad(make_loss("dm", lam=lam, beta=beta, normalize=normalize), z, y).double()
+    g = logit_grad(make_loss("dm", lam=lam, beta=beta, normalize=normalize, eps=0.0), z, y).double()
     weights, directions = reference(z, y, dm_ref(lam, beta))
     want = expected_grad(weights, directions, normalize)
     torch.testing.assert_close(g.abs().sum(1), want.abs().sum(1), rtol=2e-6, atol=0)
@@ -84,13 +88,13 @@ def test_dm_gradient_identity_float32(lam: float, beta: float, normalize: str) -
         assert g.abs().sum().item() == pytest.approx(1.0, rel=1e-6)
 
 
-@pytest.mark.parametrize("eps", [1e-8, 1e-3])
+@pytest.mark.parametrize("eps", [GUARD, 1e-8, 1e-3])
 def test_dm_with_eps_is_the_authors_guarded_gradient(eps: float) -> None:
-    """eps > 0: w_i/(2(1 − p_i) + ε)·(p − onehot)/Σw, as the authors' code, without its float32 round-off."""
+    """eps > 0: w_i/(2(1 − p_i) + ε)·(p − onehot)/(1e-8 + Σw), as the authors' code, without its float32 round-off."""
     z, y = batch(torch.float32)
     g = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="sum", eps=eps), z, y).double()
     weights, directions = reference(z, y, dm_ref(1.0, 8.0))
-    total = mpmath.fsum(weights)
+    total = SUM_GUARD + mpmath.fsum(weights)
     want = []
     for row, t in zip(z.double().tolist(), y.tolist()):
         e = [mpmath.exp(mpmath.mpf(v)) for v in row]
@@ -103,9 +107,50 @@ def test_dm_with_eps_is_the_authors_guarded_gradient(eps: float) -> None:
     assert (g[confident].abs().sum(1) < 1e-6).all()
 
 
+AUTHORS_WEIGHTS = {  # each DM variant's w(p) (seed 002 §3–4), written out in float64
+    "dm": ({"lam": 0.5, "beta": 8.0}, lambda p: np.exp(8.0 * np.sqrt(p) * (1 - p))),
+    "dm-normal": ({"psi": 0.5, "beta": 4.0}, lambda p: np.exp(-4.0 * p * (p - 1.0))),
+    "dm-exp": ({"beta": 1.0}, lambda p: np.exp(1.0 * (1 - p))),
+    "dm-beta": ({"alpha": 2.0, "eta": 3.0}, lambda p: p * (1 - p) ** 2),
+}
+
+
+def authors_layer(z: np.ndarray, y: np.ndarray, weight) -> np.ndarray:
+    """The logit gradient of the authors' UnifiedWeightLoss layer, line by line, in float64: diff = p; diff[y] −= 1;
+    diff /= 2 − 2p_y + 1e-6; diff *= w; diff *= 1/(1e-8 + Σw)."""
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    rows = np.arange(len(y))
+    w = weight(p[rows, y])
+    diff = p.copy()
+    diff[rows, y] -= 1
+    diff /= (2 - 2 * p[rows, y] + 1e-6)[:, None]
+    diff *= w[:, None]
+    return diff / (1e-8 + w.sum())
+
+
+@pytest.mark.parametrize("method", sorted(AUTHORS_WEIGHTS))
+def test_every_dm_variant_defaults_to_the_authors_layer(method: str) -> None:
+    """The default of every DM variant is the authors' layer: at ordinary logits and at confident ones (1 − p_i down to
+    about 1e-10, where the 1e-6 guard fades the gradient), in float64 and in float32."""
+    params, weight = AUTHORS_WEIGHTS[method]
+    assert loss_params(method)["eps"] == GUARD and loss_params(method)["normalize"] == "sum"
+    g = torch.Generator().manual_seed(5)
+    margins = [-3.0, 0.0, 0.5, 2.0, 5.0, 10.0, 14.0, 17.0, 20.0, 25.0]
+    z = torch.rand(len(margins), C, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.randint(0, C, (len(margins),), generator=g)
+    z[torch.arange(len(margins)), y] = torch.tensor(margins, dtype=torch.float64)
+    want = torch.from_numpy(authors_layer(z.numpy(), y.numpy(), weight))
+    loss = make_loss(method, **params)
+    torch.testing.assert_close(logit_grad(loss, z, y), want, rtol=1e-6, atol=1e-300)
+    torch.testing.assert_close(logit_grad(loss, z.float(), y).double(), want, rtol=2e-5, atol=1e-30)
+    faded = want.abs().sum(1)[-1] / want.abs().sum(1)[3]  # margin 25 against margin 2: the guard's doing
+    assert faded < 1e-3
+
+
 def test_dm_gradient_identity_float64() -> None:
     z, y = batch(torch.float64)
-    g = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="none"), z, y)
+    g = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="none", eps=0.0), z, y)
     weights, directions = reference(z, y, dm_ref(1.0, 8.0))
     torch.testing.assert_close(g, expected_grad(weights, directions, "none"), rtol=1e-12, atol=1e-300)
 
@@ -117,7 +162,7 @@ def test_guarded_weighted_ce_gets_confident_examples_wrong() -> None:
     c = torch.exp(8.0 * p * (1 - p)) / (2 * (1 - p) + 1e-8)
     zz = z.clone().requires_grad_()
     (guarded,) = torch.autograd.grad((c.detach() * F.cross_entropy(zz, y, reduction="none")).sum(), zz)
-    exact = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="none"), z, y)
+    exact = logit_grad(make_loss("dm", lam=1.0, beta=8.0, normalize="none", eps=0.0), z, y)
     confident = torch.tensor(MARGINS) >= 20
     assert ((guarded[confident].abs().sum(1) - 1).abs() > 0.3).all()  # the exact norm is w_i ≈ 1
     torch.testing.assert_close(exact[confident].abs().sum(1), torch.ones(int(confident.sum())), rtol=1e-6, atol=0)
@@ -176,14 +221,14 @@ def test_common_losses_are_their_weighting_times_cce_direction(name: str) -> Non
 
 @pytest.mark.parametrize("name", sorted(COMMON))
 def test_derivative_normalised_variants(name: str) -> None:
-    """"-dn": the loss's own gradient divided by the batch sum of its weights."""
+    """"-dn": the loss's own gradient divided by 1e-8 + the batch sum of its weights (the authors' sumW layers)."""
     z, y = moderate_batch()
     params = {"q": 0.7} if name == "gce" else {}
     g = logit_grad(make_loss(f"{name}-dn", **params), z, y)
     weights, directions = reference(z, y, COMMON[name][0])
     torch.testing.assert_close(g, expected_grad(weights, directions, "sum"), rtol=1e-10, atol=1e-14)
     own = logit_grad(make_loss(name, **params), z, y) * len(y)
-    torch.testing.assert_close(g, own / float(mpmath.fsum(weights)), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(g, own / float(SUM_GUARD + mpmath.fsum(weights)), rtol=1e-10, atol=1e-14)
 
 
 def test_label_smoothing() -> None:
@@ -215,7 +260,7 @@ def test_dm_weights_are_constants() -> None:
     z, y = batch(torch.float64)
     z = z[2:9]  # moderate margins
     y = y[2:9]
-    loss = make_loss("dm", lam=1.0, beta=8.0, normalize="sum")
+    loss = make_loss("dm", lam=1.0, beta=8.0, normalize="sum", eps=0.0)
     zz = z.clone().requires_grad_()
     (g,) = torch.autograd.grad(loss(zz, y), zz)
     weights, directions = reference(z, y, dm_ref(1.0, 8.0))
@@ -231,7 +276,7 @@ def autograd_emphasis_loss(loss: EmphasisLoss, z: torch.Tensor, y: torch.Tensor)
     with torch.no_grad():
         r = (log_others - log_all).exp()
         w = loss.emphasis((target_logit - log_all).exp(), r)
-        w = {"sum": w / w.sum(), "mean": w / len(w), "none": w}[loss.normalize]
+        w = {"sum": w / (SUM_GUARD + w.sum()), "mean": w / len(w), "none": w}[loss.normalize]
         w = w * (2 * r / (2 * r + loss.eps)) if loss.eps > 0 else w
     return 0.5 * (w * (log_others - target_logit)).sum()
 
@@ -284,7 +329,7 @@ def test_emphasis_loss_in_float32_is_the_float64_loss_rounded() -> None:
 
 
 def test_loss_params_and_errors() -> None:
-    assert loss_params("dm") == {"lam": 0.5, "beta": 8.0, "normalize": "sum", "eps": 0.0}  # seed 000 Table 6
+    assert loss_params("dm") == {"lam": 0.5, "beta": 8.0, "normalize": "sum", "eps": GUARD}  # seed 000 Table 6
     assert loss_params("cce") == {}
     with pytest.raises(ConfigError, match="one of: .*cce"):
         make_loss("nope")
