@@ -82,6 +82,7 @@ _EMPHASES: dict[str, Callable[..., Emphasis]] = {
     "exponential": _exponential,
     "beta": _beta,
     "cce": lambda: Emphasis("cce", lambda p, r: 2 * r, 0.0),
+    # 2p(1 − p): the gradient L1 norm of seed 002's MAE 1 − p; seed 000's 2(1 − p) (`mae` with scale 2) has twice it
     "mae": lambda: Emphasis("mae", lambda p, r: 2 * p * r, 0.5),
     "mse": lambda: Emphasis("mse", lambda p, r: 4 * p * r**2, 1 / 3),
     "gce": _gce,

@@ -295,8 +295,14 @@ def _cce() -> nn.Module:
 
 
 @register_loss("mae")
-def _mae() -> nn.Module:
-    return _PLoss(lambda log_p: 1 - log_p.exp())
+def _mae(*, scale: float = 1.0) -> nn.Module:
+    """scale·(1 − p_i): 1 is seed 002's MAE (gradient L1 norm 2p(1 − p)), 2 seed 000's 2(1 − p) (norm 4p(1 − p)).
+
+    `mae-dn` divides by the batch sum of the norms, so it is the same for either.
+    """
+    if not scale > 0:
+        raise ConfigError("scale", scale, "a number > 0 (1: seed 002's 1 − p; 2: seed 000's 2(1 − p))")
+    return _PLoss(lambda log_p: scale * (1 - log_p.exp()))
 
 
 @register_loss("mse")

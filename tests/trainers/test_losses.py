@@ -186,6 +186,25 @@ def test_derivative_normalised_variants(name: str) -> None:
     torch.testing.assert_close(g, own / float(mpmath.fsum(weights)), rtol=1e-10, atol=1e-14)
 
 
+def _target_p(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """p_i = exp(z_iy)/Σ_j exp(z_ij), written out (moderate float64 logits), differentiable."""
+    e = z.exp()
+    return e.gather(1, y[:, None]).squeeze(1) / e.sum(1)
+
+
+def test_mae_scale_2_is_seed_000s_mae_with_gradient_norm_4p_1_minus_p() -> None:
+    z, y = moderate_batch()
+    leaf = z.clone().requires_grad_()
+    p = _target_p(leaf, y)
+    (want,) = torch.autograd.grad((2 * (1 - p)).sum(), leaf)  # seed 000: L = 2(1 − p_i)
+    g = logit_grad(make_loss("mae", scale=2.0), z, y) * len(y)  # undo the mean over the batch
+    torch.testing.assert_close(g, want, rtol=1e-12, atol=1e-15)
+    p = p.detach()
+    torch.testing.assert_close(g.abs().sum(1), 4 * p * (1 - p), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(logit_grad(make_loss("mae"), z, y).abs().sum(1) * len(y), 2 * p * (1 - p),
+                               rtol=1e-12, atol=1e-15)  # seed 002's 1 − p_i, the default
+
+
 def test_label_smoothing() -> None:
     z, y = moderate_batch()
     logp = z.log_softmax(1)
@@ -295,6 +314,10 @@ def test_loss_params_and_errors() -> None:
         make_loss("dm", normalize="max")
     with pytest.raises(ConfigError, match="q"):
         make_loss("gce", q=0.0)
+    for name, params in [("mae", {"scale": 0.0})]:
+        with pytest.raises(ConfigError) as err:
+            make_loss(name, **params)
+        assert err.value.field == next(iter(params))
 
 
 def test_every_method_is_a_module_returning_a_scalar() -> None:
