@@ -24,7 +24,7 @@ METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": 
                 "epsilon": float, "normalize": str, "eps": float, "a": float, "k": "number", "within_class": bool,
                 "layers": str, "drop": float, "meta_lr": float, "p": float, "temperature": float,
                 "init_relabel": float, "mixup_alpha": float, "meta_momentum": bool, "uc": bool, "mc": bool,
-                "aa": bool, "relabel": bool, "scale": float}
+                "aa": bool, "relabel": bool, "scale": float, "truncate": float}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -52,8 +52,10 @@ def test_gradsim_flags_and_the_exponential_schedule_reach_the_config() -> None:
     assert config_from_args(_parser().parse_args(["--method", "gradsim"])).method_params == {}
 
 
-def test_mae_scale_reaches_the_config() -> None:
+def test_mae_scale_and_gce_truncate_reach_the_config() -> None:
     assert config_from_args(_parser().parse_args(["--method", "mae", "--scale", "2"])).method_params == {"scale": 2.0}
+    args = _parser().parse_args(["--method", "gce", "--q", "0.7", "--truncate", "0.5"])
+    assert config_from_args(args).method_params == {"q": 0.7, "truncate": 0.5}
 
 
 def test_every_method_parameter_has_a_flag() -> None:
