@@ -112,8 +112,10 @@ def test_dm_weight_is_float32_for_half_inputs() -> None:
 
 def test_dm_generalises_the_other_variants() -> None:
     """λ = 0 is the exponential variant; λ = 1 the normal one with ψ = ½ (seed 002 §3.2.2)."""
-    torch.testing.assert_close(make_emphasis("dm", lam=0.0, beta=3.0)(GRID), make_emphasis("exponential", beta=3.0)(GRID))
-    torch.testing.assert_close(make_emphasis("dm", lam=1.0, beta=3.0)(GRID), make_emphasis("normal", psi=0.5, beta=3.0)(GRID))
+    torch.testing.assert_close(make_emphasis("dm", lam=0.0, beta=3.0)(GRID),
+                               make_emphasis("exponential", beta=3.0)(GRID))
+    torch.testing.assert_close(make_emphasis("dm", lam=1.0, beta=3.0)(GRID),
+                               make_emphasis("normal", psi=0.5, beta=3.0)(GRID))
 
 
 @pytest.mark.parametrize(("loss", "alpha", "eta", "scale", "params"), [
@@ -121,7 +123,8 @@ def test_dm_generalises_the_other_variants() -> None:
 ])
 def test_beta_variant_covers_the_common_losses(loss: str, alpha: float, eta: float, scale: float, params: dict) -> None:
     """Seed 002 Eq. 11: the common losses' weightings are beta variants up to a constant."""
-    torch.testing.assert_close(make_emphasis(loss, **params)(GRID), scale * make_emphasis("beta", alpha=alpha, eta=eta)(GRID))
+    beta = make_emphasis("beta", alpha=alpha, eta=eta)(GRID)
+    torch.testing.assert_close(make_emphasis(loss, **params)(GRID), scale * beta)
 
 
 def test_exact_one_minus_p_is_used_where_given() -> None:
