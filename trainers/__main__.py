@@ -24,7 +24,7 @@ METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": 
                 "epsilon": float, "normalize": str, "eps": float, "a": float, "k": "number", "within_class": bool,
                 "layers": str, "drop": float, "meta_lr": float, "p": float, "temperature": float,
                 "init_relabel": float, "mixup_alpha": float, "meta_momentum": bool, "uc": bool, "mc": bool,
-                "aa": bool, "relabel": bool}
+                "aa": bool, "relabel": bool, "scale": float, "truncate": float}
 METHOD_HELP = {"eps": "DM family: the guard ε in w_i/(2(1 − p_i) + ε) (default: the authors' 1e-6; 0: the exact "
                       "gradient)"}
 

@@ -305,8 +305,14 @@ def _cce() -> nn.Module:
 
 
 @register_loss("mae")
-def _mae() -> nn.Module:
-    return _PLoss(lambda log_p: 1 - log_p.exp())
+def _mae(*, scale: float = 1.0) -> nn.Module:
+    """scale·(1 − p_i): 1 is seed 002's MAE (gradient L1 norm 2p(1 − p)), 2 seed 000's 2(1 − p) (norm 4p(1 − p)).
+
+    `mae-dn` divides by the batch sum of the norms, so it is the same for either.
+    """
+    if not scale > 0:
+        raise ConfigError("scale", scale, "a number > 0 (1: seed 002's 1 − p; 2: seed 000's 2(1 − p))")
+    return _PLoss(lambda log_p: scale * (1 - log_p.exp()))
 
 
 @register_loss("mse")
@@ -315,9 +321,18 @@ def _mse() -> nn.Module:
 
 
 @register_loss("gce")
-def _gce(*, q: float = 0.7) -> nn.Module:
+def _gce(*, q: float = 0.7, truncate: float = 0.0) -> nn.Module:
+    """Generalised cross entropy L_q(p_i) = (1 − p_i^q)/q (Zhang & Sabuncu 2018).
+
+    `truncate` k > 0: their truncated loss L_q(max(p_i, k)), constant (gradient 0) where p_i ≤ k (seed 000 Eq. 5; the
+    paper's k is 0.5). Only the truncation is implemented, not the paper's pruning schedule (the alternating convex
+    search that seed 000 §3.1 describes).
+    """
     q = _q(q)
-    return _PLoss(lambda log_p: (1 - (q * log_p).exp()) / q)
+    if not 0 <= truncate < 1:
+        raise ConfigError("truncate", truncate, "a number in [0, 1) (0: no truncation; the GCE paper's k: 0.5)")
+    floor = math.log(truncate) if truncate > 0 else -math.inf
+    return _PLoss(lambda log_p: (1 - (q * torch.where(log_p > floor, log_p, floor)).exp()) / q)
 
 
 def _derivative_normalised(emphasis: str) -> LossBuilder:

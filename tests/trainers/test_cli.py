@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers import list_datasets, list_losses
-from trainers.__main__ import _parser, config_from_args, main
+from trainers import list_datasets, list_losses, loss_params
+from trainers.__main__ import METHOD_FLAGS, _parser, config_from_args, main
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = ["--dataset", "digits", "--method", "dm", "--lam", "1", "--beta", "8", "--noise", "symmetric:0.4",
@@ -50,6 +50,16 @@ def test_gradsim_flags_and_the_exponential_schedule_reach_the_config() -> None:
     assert config.method_params == {"a": 8.0, "k": 16, "within_class": True, "layers": "all", "drop": 0.2}
     assert (config.schedule, config.gamma) == ("exponential", 0.85)
     assert config_from_args(_parser().parse_args(["--method", "gradsim"])).method_params == {}
+
+
+def test_mae_scale_and_gce_truncate_reach_the_config() -> None:
+    assert config_from_args(_parser().parse_args(["--method", "mae", "--scale", "2"])).method_params == {"scale": 2.0}
+    args = _parser().parse_args(["--method", "gce", "--q", "0.7", "--truncate", "0.5"])
+    assert config_from_args(args).method_params == {"q": 0.7, "truncate": 0.5}
+
+
+def test_every_method_parameter_has_a_flag() -> None:
+    assert {name for m in list_losses() for name in loss_params(m)} <= set(METHOD_FLAGS)
 
 
 def test_ieg_switches_probe_and_warm_restarts_reach_the_config() -> None:

@@ -231,6 +231,44 @@ def test_derivative_normalised_variants(name: str) -> None:
     torch.testing.assert_close(g, own / float(SUM_GUARD + mpmath.fsum(weights)), rtol=1e-10, atol=1e-14)
 
 
+def _target_p(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """p_i = exp(z_iy)/Σ_j exp(z_ij), written out (moderate float64 logits), differentiable."""
+    e = z.exp()
+    return e.gather(1, y[:, None]).squeeze(1) / e.sum(1)
+
+
+def test_mae_scale_2_is_seed_000s_mae_with_gradient_norm_4p_1_minus_p() -> None:
+    z, y = moderate_batch()
+    leaf = z.clone().requires_grad_()
+    p = _target_p(leaf, y)
+    (want,) = torch.autograd.grad((2 * (1 - p)).sum(), leaf)  # seed 000: L = 2(1 − p_i)
+    g = logit_grad(make_loss("mae", scale=2.0), z, y) * len(y)  # undo the mean over the batch
+    torch.testing.assert_close(g, want, rtol=1e-12, atol=1e-15)
+    p = p.detach()
+    torch.testing.assert_close(g.abs().sum(1), 4 * p * (1 - p), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(logit_grad(make_loss("mae"), z, y).abs().sum(1) * len(y), 2 * p * (1 - p),
+                               rtol=1e-12, atol=1e-15)  # seed 002's 1 − p_i, the default
+
+
+def test_truncated_gce_is_constant_below_k() -> None:
+    """Zhang & Sabuncu 2018, seed 000 Eq. 5: L_q(p_i) where p_i > k, else L_q(k), with L_q(γ) = (1 − γ^q)/q."""
+    q, k = 0.7, 0.5
+    z, y = moderate_batch()
+    leaf = z.clone().requires_grad_()
+    p = _target_p(leaf, y)
+    above = p.detach() > k
+    assert above.any() and not above.all()
+    lq = [(1 - max(pi, k) ** q) / q for pi in p.tolist()]
+    loss = make_loss("gce", q=q, truncate=k)
+    torch.testing.assert_close(loss(z, y), torch.tensor(math.fsum(lq) / len(lq), dtype=torch.float64),
+                               rtol=1e-13, atol=0)
+    (want,) = torch.autograd.grad(((1 - p**q) / q)[above].sum(), leaf)  # rows at or below k: no term, gradient 0
+    g = logit_grad(loss, z, y) * len(y)
+    torch.testing.assert_close(g, want, rtol=1e-12, atol=1e-15)
+    assert (g[~above] == 0).all() and (g[above] != 0).all()
+    torch.testing.assert_close(make_loss("gce", q=q, truncate=0.0)(z, y), make_loss("gce", q=q)(z, y), rtol=0, atol=0)
+
+
 def test_label_smoothing() -> None:
     z, y = moderate_batch()
     logp = z.log_softmax(1)
@@ -340,6 +378,10 @@ def test_loss_params_and_errors() -> None:
         make_loss("dm", normalize="max")
     with pytest.raises(ConfigError, match="q"):
         make_loss("gce", q=0.0)
+    for name, params in [("mae", {"scale": 0.0}), ("gce", {"truncate": 1.0}), ("gce", {"truncate": -0.1})]:
+        with pytest.raises(ConfigError) as err:
+            make_loss(name, **params)
+        assert err.value.field == next(iter(params))
 
 
 def test_every_method_is_a_module_returning_a_scalar() -> None:

@@ -11,7 +11,7 @@ from trainers.errors import ConfigError
 from trainers.models import Classifier, WideResNet, create_model, list_models, register_model
 
 NUM_CLASSES = 10
-SMALL = ["mlp", "lenet", "resnet20", "resnet29", "wrn28_10"]  # wrn28_10 stands for its tiny variant below
+SMALL = ["mlp", "lenet", "lenet5", "resnet20", "resnet29", "wrn28_10"]  # wrn28_10 stands for its tiny variant below
 
 
 def build(name: str, in_shape: tuple[int, int, int] = (3, 32, 32), dropout: float = 0.0) -> Classifier:
@@ -25,6 +25,8 @@ CASES = [(name, (3, 32, 32)) for name in list_models()] + [
     ("mlp", (1, 8, 8)),
     ("lenet", (1, 8, 8)),
     ("lenet", (3, 28, 20)),
+    ("lenet5", (1, 28, 28)),
+    ("lenet5", (1, 16, 17)),
     ("resnet20", (1, 32, 32)),
     ("resnet50", (1, 32, 32)),
 ]
@@ -74,6 +76,31 @@ def test_cifar_resnet_parameter_counts_match_paper(name: str, expected: float) -
     with torch.device("meta"):
         model = create_model(name, in_shape=(3, 32, 32), num_classes=10)
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(expected, rel=0.03)
+
+
+def test_lenet5_is_the_classic_cifar_lenet() -> None:
+    """No padding: 32 −conv→ 28 −pool→ 14 −conv→ 10 −pool→ 5, so 16·5·5 = 400 features into 120 → 84 → 10."""
+    by_hand = (
+        (3 * 5 * 5 + 1) * 6  # conv 3→6, 5×5: 456
+        + (6 * 5 * 5 + 1) * 16  # conv 6→16, 5×5: 2416
+        + (400 + 1) * 120  # 48120
+        + (120 + 1) * 84  # 10164
+        + (84 + 1) * 10  # 850
+    )
+    assert by_hand == 62_006
+    model = create_model("lenet5", in_shape=(3, 32, 32), num_classes=10)
+    assert sum(p.numel() for p in model.parameters()) == by_hand
+    assert model.body[-4].in_features == 400
+    padded = create_model("lenet", in_shape=(3, 32, 32), num_classes=10)  # 16·8·8 = 1024 features
+    assert sum(p.numel() for p in padded.parameters()) == 456 + 2416 + (1024 + 1) * 120 + 10164 + 850 == 136_886
+
+
+@pytest.mark.parametrize(("name", "side"), [("lenet5", 15), ("lenet", 3)])
+def test_lenet_inputs_too_small_are_rejected(name: str, side: int) -> None:
+    build(name, (1, side + 1, side + 1))
+    with pytest.raises(ConfigError) as info:
+        build(name, (1, side, side + 1))
+    assert info.value.field == "in_shape"
 
 
 def test_wrn28_10_parameter_count() -> None:
