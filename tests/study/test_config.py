@@ -56,8 +56,9 @@ def test_gpu_configs_say_what_they_regenerate() -> None:
     table3 = load_study_config(CONFIGS / GPU_CONFIGS[0], allow_missing_gpu=True)
     assert (table3.train.dataset, table3.train.model, table3.search.grid) == ("cifar10", "resnet56", "table3")
     assert table3.noise_rates == (0.0, 0.2, 0.4, 0.6, 0.8)
-    assert (table3.train.iterations, table3.train.epochs, table3.train.milestones) == (30000, None, (15000, 22000))
-    assert table3.method_params == {"eps": 1e-8} and table3.resources.gpus_per_trial == 0.25
+    assert (table3.train.iterations, table3.train.epochs, table3.train.milestones) == (20000, None,
+                                                                                 (5000, 10000, 15000))
+    assert table3.method_params == {} and table3.resources.gpus_per_trial == 0.25  # DM's own default
     table7 = load_study_config(CONFIGS / GPU_CONFIGS[1], allow_missing_gpu=True)
     assert (table7.train.dataset, table7.train.model, table7.search.grid) == ("cifar100", "resnet44", "table7")
     assert table7.noise_rates == (0.2, 0.4, 0.6)
@@ -70,7 +71,7 @@ def test_ieg_configs_say_what_they_regenerate() -> None:
     assert (wrn.method, wrn.train.dataset, wrn.train.model, wrn.noise) == ("ieg", "cifar10", "wrn28_10", "uniform")
     assert wrn.search.grid_cells() == [{"k": 20.0}] and wrn.train.probe_per_class == 10
     schedule = (wrn.train.schedule, wrn.train.cosine_period, wrn.train.cosine_mult, wrn.train.cosine_decay)
-    assert schedule == ("cosine", 500, 1.5, 0.9) and wrn.train.schedule_unit == "iteration"
+    assert schedule == ("cosine", 1, 1.5, 0.9) and wrn.train.schedule_unit == "epoch" and wrn.train.epochs == 170
     table7 = load_study_config(CONFIGS / "cifar100_resnet29_ieg_table7.yaml", allow_missing_gpu=True)
     assert (table7.train.dataset, table7.train.model, table7.search.grid) == ("cifar100", "resnet29", "ieg-table7")
     assert table7.noise_rates == (0.4, 0.8) and len(table7.search.grid_cells()) == 8
