@@ -39,6 +39,8 @@ class IEG(ProbeMethod):
     """IEG's step (module docstring). p: MixUp loss weight of the training part; k: consistency loss weight;
     temperature: sharpening of the pseudo-labels; init_relabel: λ0; mixup_alpha: Beta(α, α) of the mixing weights."""
 
+    default_ema = 0.999  # evaluated with an EMA of the weights by default, as the authors' (`use_ema`, trainers.ema)
+
     def __init__(self, *, meta_lr: float, p: float, k: float, temperature: float, init_relabel: float,
                  meta_momentum: bool, mixup_alpha: float, uc: bool, mc: bool, aa: bool, relabel: bool,
                  layers: Layers) -> None:
