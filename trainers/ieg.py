@@ -30,7 +30,7 @@ from trainers.meta import (
     soft_targets,
     weights_from,
 )
-from trainers.reweight import ProbeMethod, probe_batch
+from trainers.reweight import ProbeMethod
 
 RMS_EPS = 1e-8  # logit normalisation z / sqrt(mean(z²) + this), as the authors' code
 
@@ -73,6 +73,7 @@ class IEG(ProbeMethod):
                 view_logits = model(view)
             if self.mc or self.relabels:
                 pseudo = pseudo_labels([logits, view_logits], self.temperature)
+        probe = self.probe_batch(probe, len(targets))
         weights, relabel = self.meta(model, inputs, logits, targets, probe, optimizer, pseudo, features)
         self.record(weights, relabel, noisy)
         extra = self.mixup_loss(model, probe, inputs, view, pseudo) if self.mc else 0.0
@@ -90,20 +91,22 @@ class IEG(ProbeMethod):
     def meta(self, model: nn.Module, inputs: Tensor, logits: Tensor, targets: Tensor, probe: tuple[Tensor, Tensor],
              optimizer: torch.optim.Optimizer | None, pseudo: Tensor | None,
              features: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """The batch's weights and (relabelling) relabel coefficients from the meta step at ε = 1/B, λ = λ0."""
+        """The batch's weights and (relabelling) relabel coefficients from the meta step at ε = 1/B, λ = λ0, on the
+        probe batch `probe`."""
         b = len(targets)
         momentum, buffers = momentum_of(optimizer, model) if self.meta_momentum else (0.0, {})
         start = torch.full((b,), 1 / b, device=logits.device)
         lam = torch.full((b,), self.init_relabel if self.relabels else 1.0, device=logits.device)
-        d_weight, d_relabel = meta_step(model, inputs, logits, targets, probe_batch(probe, b), weights=start,
-                                        relabel=lam, pseudo=pseudo if self.relabels else None, meta_lr=self.meta_lr,
+        d_weight, d_relabel = meta_step(model, inputs, logits, targets, probe, weights=start, relabel=lam,
+                                        pseudo=pseudo if self.relabels else None, meta_lr=self.meta_lr,
                                         layers=self.layers, features=features, momentum=momentum, buffers=buffers)
         return weights_from(d_weight), relabel_from(d_relabel) if self.relabels else None
 
     def mixup_loss(self, model: nn.Module, probe: tuple[Tensor, Tensor], inputs: Tensor, view: Tensor,
                    pseudo: Tensor) -> Tensor:
-        """CE(mixed probe) + p·CE(mixed batch and view): B probe examples drawn with replacement, the batch and its view
-        (both with the pseudo-labels) mixed over the whole pool; each part's logits RMS-normalised."""
+        """CE(mixed probe) + p·CE(mixed batch and view): B examples drawn with replacement from the probe batch (as the
+        authors'), the batch and its view (both with the pseudo-labels) mixed over the whole pool; each part's logits
+        RMS-normalised."""
         b, num_classes = len(inputs), pseudo.shape[1]
         drawn = torch.randint(len(probe[1]), (b,), device=inputs.device)
         pool = torch.cat([probe[0][drawn], inputs, view])

@@ -47,6 +47,26 @@ def test_mixup_mixes_each_example_with_another_at_least_half_its_own() -> None:
     assert (m < 1).sum() >= 3  # most examples did get mixed
 
 
+def test_probe_batches_cycle_through_the_probe_class_balanced() -> None:
+    """A probe larger than the batch: consecutive slices of the class-interleaved probe, as the authors' unshuffled,
+    repeated probe stream; its position travels in the method's state_dict."""
+    labels = torch.arange(10).repeat(5)  # 50 examples, class-interleaved as trainers.splits orders them
+    probe = (torch.arange(50.0)[:, None], labels)
+    method = make_loss("ieg")
+    batches = [method.probe_batch(probe, 20) for _ in range(5)]  # 100 = every example twice
+    for x, y in batches:
+        assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 2))
+        assert len(set(x.flatten().tolist())) == 20
+    seen = torch.cat([x.flatten() for x, _ in batches]).long()
+    assert torch.equal(torch.bincount(seen, minlength=50), torch.full((50,), 2))
+    assert torch.equal(batches[2][0].flatten(), torch.tensor([*range(40, 50), *range(10)], dtype=torch.float))
+    resumed = make_loss("ieg")
+    resumed.load_state_dict(method.state_dict())
+    torch.testing.assert_close(resumed.probe_batch(probe, 20), method.probe_batch(probe, 20), rtol=0, atol=0)
+    small = (torch.zeros(8, 1), torch.arange(8))
+    assert method.probe_batch(small, 20)[1] is small[1]  # no larger than the batch: the whole probe, every step
+
+
 def test_consistency_is_kl_of_the_batch_to_the_view_with_the_batch_held() -> None:
     z = torch.randn(4, 3, requires_grad=True)
     z_view = torch.randn(4, 3, requires_grad=True)
