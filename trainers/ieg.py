@@ -9,6 +9,8 @@ One step, as the authors' code has it (switches in brackets, seed 003 Table 7's 
    ∂L_p/∂λ < 0, else 0 (the pseudo-label);
 4. the loss ½[mean CE(λ*·y + (1−λ*)·g, z) + Σ w·CE(λ0·y + (1−λ0)·g, z)] ([relabel] off: Σ w·CE(y, z)),
    [mc] + CE(mixed probe) + p·CE(mixed batch and view), [uc] + k·KL(softmax z ‖ softmax z').
+The probe batch is the next slice of the class-interleaved probe set (trainers.reweight.ProbeMethod.probe_batch), and
+the model is evaluated as an average of its weights by default (trainers.ema), both as the authors'.
 With every switch off this is L2R with IEG's virtual step (ε = 1/B, momentum), Table 7's row 1.
 """
 
@@ -37,7 +39,8 @@ RMS_EPS = 1e-8  # logit normalisation z / sqrt(mean(z²) + this), as the authors
 
 class IEG(ProbeMethod):
     """IEG's step (module docstring). p: MixUp loss weight of the training part; k: consistency loss weight;
-    temperature: sharpening of the pseudo-labels; init_relabel: λ0; mixup_alpha: Beta(α, α) of the mixing weights."""
+    temperature: sharpening of the pseudo-labels; init_relabel: λ0; mixup_alpha: α of the mixing weights
+    (`mixing_weights`, the authors' stand-in for Beta(α, α))."""
 
     default_ema = 0.999  # evaluated with an EMA of the weights by default, as the authors' (`use_ema`, trainers.ema)
 
@@ -139,13 +142,18 @@ def consistency(logits: Tensor, view_logits: Tensor) -> Tensor:
     return (log_p.exp() * (log_p - at_least_float32(view_logits).log_softmax(1))).sum(1).mean()
 
 
+def mixing_weights(n: int, alpha: float, device: torch.device | str | None = None) -> Tensor:
+    """n MixUp weights as the authors draw them (MixMode.augment_pair, "approximate Beta distribution"):
+    m = max(u, 1 − u) with u = U^(1/α)/2, U ~ U(0, 1) from the global generator; u ≤ ½, so m = 1 − U^(1/α)/2, in
+    [½, 1] with P(m ≤ t) = 1 − (2(1 − t))^α (mean 5/6 at α = ½), not max(β, 1 − β) of a Beta(α, α)."""
+    return 1 - torch.rand(n, device=device).pow(1 / alpha) / 2
+
+
 def mixup(x: Tensor, targets: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-    """Each example mixed with a random one of the batch (a permutation): m·a + (1 − m)·b for the inputs and the soft
-    targets, m = max(β, 1 − β) per example, β ~ Beta(α, α), from the global generator."""
+    """Each example mixed with a random one of the batch (a permutation), its own share the larger: m·a + (1 − m)·b
+    for the inputs and the soft targets, m = `mixing_weights` one per example, from the global generator."""
     n = len(x)
     other = torch.randperm(n, device=x.device)
-    concentration = torch.full((n,), float(alpha), device=x.device)
-    m = torch.distributions.Beta(concentration, concentration).sample()
-    m = torch.maximum(m, 1 - m)
+    m = mixing_weights(n, alpha, x.device)
     w = m.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
     return w * x + (1 - w) * x[other], m[:, None] * targets + (1 - m[:, None]) * targets[other]

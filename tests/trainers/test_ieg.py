@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import trainers
 from trainers import ConfigError, TrainConfig, Trainer, make_loss
-from trainers.ieg import consistency, mixup, pseudo_labels, rms_normalised
+from trainers.ieg import consistency, mixing_weights, mixup, pseudo_labels, rms_normalised
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,29 @@ def test_probe_batches_cycle_through_the_probe_class_balanced() -> None:
     torch.testing.assert_close(resumed.probe_batch(probe, 20), method.probe_batch(probe, 20), rtol=0, atol=0)
     small = (torch.zeros(8, 1), torch.arange(8))
     assert method.probe_batch(small, 20)[1] is small[1]  # no larger than the batch: the whole probe, every step
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_mixing_weights_follow_the_authors_draw(alpha: float) -> None:
+    """m = max(u, 1 − u), u = U^(1/α)/2: P(m ≤ t) = 1 − (2(1 − t))^α on [½, 1], one weight per example."""
+    torch.manual_seed(1)
+    m = mixing_weights(200_000, alpha)
+    assert m.shape == (200_000,) and m.min() >= 0.5 and m.max() <= 1
+    for t in (0.55, 0.7, 0.9, 0.99):
+        assert (m <= t).float().mean().item() == pytest.approx(1 - (2 * (1 - t)) ** alpha, abs=0.005)
+
+
+def test_mixup_gives_each_example_its_own_weight_as_the_authors() -> None:
+    """Distinct one-hot targets: an example's own class keeps its weight m; the mean of m is the authors' 5/6 at
+    α = ½ (a folded Beta(½, ½) would give ½ + 1/π ≈ 0.818), and it varies across one batch."""
+    torch.manual_seed(2)
+    n, own = 2000, []
+    for _ in range(5):
+        _, mixed_targets = mixup(torch.zeros(n, 1), torch.eye(n), 0.5)
+        own.append(mixed_targets.diagonal())
+    m = torch.cat(own)
+    assert m.mean().item() == pytest.approx(5 / 6, abs=0.006)
+    assert own[0].std() > 0.1
 
 
 def test_consistency_is_kl_of_the_batch_to_the_view_with_the_batch_held() -> None:
