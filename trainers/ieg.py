@@ -2,7 +2,8 @@
 pseudo-labels from augmented views, MixUp of the probe set with the training batch, and a consistency loss.
 
 One step, as the authors' code has it (switches in brackets, seed 003 Table 7's UC, MC, AA and λ):
-1. logits z of the batch and z' of one augmented view: [aa] AutoAugment, then cutout;
+1. logits z of the batch and z' of one augmented view of it (already cropped and flipped where the data set is
+   augmented), `IEG.view`: [aa] AutoAugment with a sub-policy per image, then pad-crop and flip, then cutout;
 2. pseudo-labels g: the mean over the K = 2 views of softmax(z / RMS(z)), sharpened by temperature T;
 3. the meta step (trainers.meta) at weights ε = 1/B and relabel coefficients λ = `init_relabel`, through a virtual step
    with the optimiser's momentum and a fixed step size: w = max(−∂L_p/∂ε, 0)/(Σ + 1e-5); [relabel] λ* = 1 where
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainers.augment import auto_augment, cutout
+from trainers.augment import auto_augment, crop_flip, cutout
 from trainers.emphasis import at_least_float32
 from trainers.errors import ConfigError
 from trainers.meta import (
@@ -71,7 +72,7 @@ class IEG(ProbeMethod):
         logits = model.head(features) if features is not None else model(inputs)
         view = view_logits = pseudo = None
         if self.uc or self.mc or self.relabels:
-            view = cutout(auto_augment(inputs) if self.aa else inputs)
+            view = self.view(inputs)
             with torch.set_grad_enabled(self.uc):
                 view_logits = model(view)
             if self.mc or self.relabels:
@@ -90,6 +91,12 @@ class IEG(ProbeMethod):
             if self.uc:
                 loss = loss + self.k * consistency(logits, view_logits)
             return logits, loss + extra
+
+    def view(self, inputs: Tensor) -> Tensor:
+        """The batch's augmented view, built as the authors' (`apply_autoaugment`): [aa] AutoAugment, a sub-policy per
+        image, then pad-crop (by an eighth of the height: their 4 for 32×32) and flip, then cutout of half the height;
+        from the global generator."""
+        return cutout(crop_flip(auto_augment(inputs) if self.aa else inputs, pad=inputs.shape[2] // 8))
 
     def meta(self, model: nn.Module, inputs: Tensor, logits: Tensor, targets: Tensor, probe: tuple[Tensor, Tensor],
              optimizer: torch.optim.Optimizer | None, pseudo: Tensor | None,

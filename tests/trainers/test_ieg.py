@@ -90,6 +90,31 @@ def test_mixup_gives_each_example_its_own_weight_as_the_authors() -> None:
     assert own[0].std() > 0.1
 
 
+def test_the_view_is_cropped_flipped_and_cut_out_after_autoaugment() -> None:
+    """Without AutoAugment the view is a window of the input zero-padded by H/8, flipped or not, with a square zeroed
+    on every channel: each view image matches exactly one such window off its zeros, and the windows vary."""
+    torch.manual_seed(3)
+    x = torch.rand(32, 3, 16, 16) + 1  # no zeros of its own
+    view = make_loss("ieg", aa=False).view(x)
+    assert view.shape == x.shape
+    pad, keys = 2, set()
+    padded = F.pad(x, (pad, pad, pad, pad))
+    for i in range(len(x)):
+        hole = view[i] == 0
+        assert bool((hole == hole[0]).all()) and hole[0].sum() >= 8 * 8 // 4  # a square's clipped quarter at least
+        hits = [(dy, dx, flip) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1) for flip in (False, True)
+                if torch.equal(_window(padded[i], dy, dx, flip)[~hole], view[i][~hole])]
+        assert len(hits) == 1
+        keys.add(hits[0])
+    assert len(keys) > 8
+    assert not torch.equal(make_loss("ieg").view(x), view)  # AutoAugment on: another view
+
+
+def _window(padded: torch.Tensor, dy: int, dx: int, flip: bool) -> torch.Tensor:
+    window = padded[:, dy : dy + 16, dx : dx + 16]
+    return window.flip(2) if flip else window
+
+
 def test_consistency_is_kl_of_the_batch_to_the_view_with_the_batch_held() -> None:
     z = torch.randn(4, 3, requires_grad=True)
     z_view = torch.randn(4, 3, requires_grad=True)
