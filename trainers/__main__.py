@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cosine-decay", type=float, default=d.cosine_decay, help="cosine: each restart's peak ×")
     p.add_argument("--warmup", type=float, default=d.warmup, help="linear warm-up length")
     p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="evaluate an exponential moving average of the weights with this decay per step "
+                        "(default: the method's, 0.999 for ieg as its authors, else off)")
+    p.add_argument("--no-ema", dest="ema", action="store_const", const=0.0, help="evaluate the raw weights")
     p.add_argument("--augment", choices=("on", "off"), default=None, help="crop and flip (default: the data set's)")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
@@ -116,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=epochs, iterations=args.iterations,
         schedule=args.schedule, schedule_unit=args.schedule_unit, milestones=milestones, gamma=args.gamma,
         cosine_period=args.cosine_period, cosine_mult=args.cosine_mult, cosine_decay=args.cosine_decay,
-        probe_per_class=args.probe_per_class, warmup=args.warmup,
+        probe_per_class=args.probe_per_class, warmup=args.warmup, ema=args.ema,
         augment=None if args.augment is None else args.augment == "on", device=args.device, bf16=args.bf16,
         seed=args.seed,
     )
@@ -136,8 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    ema = f" · EMA {trainer.info['ema_decay']:g} evaluation" if trainer.info["eval_weights"] == "ema" else ""
     print(f"{config.dataset} · {config.model} · {config.method} {config.method_params or ''} · "
-          f"{config.noise} noise {trainer.info['noise_rate_realised']:.3f} realised · {trainer.info['device']}",
+          f"{config.noise} noise {trainer.info['noise_rate_realised']:.3f} realised · {trainer.info['device']}{ema}",
           file=sys.stderr)
     with tqdm(total=trainer.total_steps, unit="it", file=sys.stderr, disable=None, leave=False) as bar:
         try:

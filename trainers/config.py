@@ -60,6 +60,10 @@ class TrainConfig:
     cosine_mult: float = 1.0               # each period this much longer (warm restarts)
     cosine_decay: float = 1.0              # each restart's peak this much lower
     warmup: float = 0.0                    # linear warm-up from 0
+    # evaluation
+    ema: float | None = None               # evaluate an exponential moving average of the weights with this decay
+                                           # per step (0 or false: the raw weights; None: the method's default,
+                                           # 0.999 for ieg as its authors, else the raw weights)
     # running
     eval_every: int | None = None          # iterations between evaluations (None: once per epoch)
     augment: bool | None = None            # None: the data set's default (crop and flip for CIFAR)
@@ -74,6 +78,10 @@ class TrainConfig:
         object.__setattr__(self, "milestones", tuple(self.milestones))
         for name in ("nesterov", "bf16"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "true or false")
+        if self.ema is False:
+            object.__setattr__(self, "ema", 0.0)
+        _check("ema", self.ema, self.ema is None or _finite(self.ema) and 0 <= self.ema < 1,
+               "a decay in [0, 1) (0 or false: evaluate the raw weights), or null for the method's default")
         _check("augment", self.augment, self.augment is None or isinstance(self.augment, bool), "true, false or null")
         _check("data_root", self.data_root, self.data_root is None or isinstance(self.data_root, str), "a path")
         for name in _NUMBERS:
@@ -121,6 +129,13 @@ class TrainConfig:
         if self.probe_per_class is not None:
             return self.probe_per_class
         return PROBE_PER_CLASS if "probe" in getattr(make_loss(self.method, **self.method_params), "needs", ()) else 0
+
+    def resolved_ema(self) -> float:
+        """The decay of the weight average evaluated (0: the raw weights): `ema`, or where it is None the method's
+        `default_ema` (0.999 for ieg) or 0."""
+        if self.ema is not None:
+            return float(self.ema)
+        return float(getattr(make_loss(self.method, **self.method_params), "default_ema", 0.0))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with `changes` applied (and validated)."""

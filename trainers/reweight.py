@@ -38,6 +38,10 @@ class ProbeMethod(nn.Module):
     the trainer ranks its examples: noisy_top10, noisy_bottom10); `epoch_metrics()` gives the means since its last
     call of the weights, in units of the uniform 1/B, and of the relabel coefficients, of clean and of noisy examples
     (the noise mask is read for these metrics only), and the share of noisy examples given weight 0.
+
+    `probe_batch` gives each step's probe batch: the probe set whole where it is no larger than the batch, else the
+    next `batch_size` examples of it in its order, cycling (the authors' unshuffled, repeated probe stream: with the
+    class-interleaved probe of trainers.splits, each batch class-balanced); the position is in the state_dict.
     """
 
     needs: tuple[str, ...] = ("model", "probe", "optimizer", "noisy")
@@ -50,7 +54,18 @@ class ProbeMethod(nn.Module):
         check_layers(layers)
         self.meta_lr, self.layers = meta_lr, layers
         self.register_buffer("sums", torch.zeros(_SUMS))
+        self.register_buffer("probe_start", torch.zeros((), dtype=torch.long))  # the next probe batch's first index
         self.last_scores: Tensor | None = None
+
+    def probe_batch(self, probe: tuple[Tensor, Tensor], batch_size: int) -> tuple[Tensor, Tensor]:
+        """This step's probe batch (class docstring); advances the position, on the device, without a sync."""
+        x, y = probe
+        if len(y) <= batch_size:
+            return x, y
+        start = self.probe_start.to(y.device)
+        chosen = (start + torch.arange(batch_size, device=y.device)) % len(y)
+        self.probe_start = (start + batch_size) % len(y)
+        return x[chosen], y[chosen]
 
     def record(self, weights: Tensor, relabel: Tensor | None, noisy: Tensor) -> None:
         """Add a batch's weights (and relabel coefficients) to the epoch's sums, on the device, without a sync."""
@@ -85,7 +100,7 @@ class L2R(ProbeMethod):
 
     def forward(self, inputs: Tensor, targets: Tensor, *, model: nn.Module, probe: tuple[Tensor, Tensor],
                 optimizer: torch.optim.Optimizer | None = None, noisy: Tensor) -> tuple[Tensor, Tensor]:
-        tangent = probe_gradient(model, meta_params(model, self.layers), probe_batch(probe, len(targets)))
+        tangent = probe_gradient(model, meta_params(model, self.layers), self.probe_batch(probe, len(targets)))
         if self.layers == "all":
             logits, u = logits_along(model, inputs, tangent, copy_buffers=False)
         else:
@@ -98,16 +113,6 @@ class L2R(ProbeMethod):
         self.record(weights, None, noisy)
         with torch.autocast(logits.device.type, enabled=False):
             return logits, (weights * F.cross_entropy(at_least_float32(logits), targets, reduction="none")).sum()
-
-
-def probe_batch(probe: tuple[Tensor, Tensor], batch_size: int) -> tuple[Tensor, Tensor]:
-    """The probe set whole where it has at most `batch_size` examples, else `batch_size` of them drawn without
-    replacement from the global generator."""
-    x, y = probe
-    if len(y) <= batch_size:
-        return x, y
-    chosen = torch.randperm(len(y), device=y.device)[:batch_size]
-    return x[chosen], y[chosen]
 
 
 def _ratio(total: float, count: float) -> float:

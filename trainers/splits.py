@@ -8,6 +8,7 @@ from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from trainers.datasets import Dataset
@@ -66,6 +67,14 @@ def per_class_split(labels: Tensor, per_class: int, seed: int) -> tuple[Tensor, 
     return _hold_out(labels, lambda n_c: min(per_class, n_c), seed)
 
 
+def class_interleaved(labels: Tensor) -> Tensor:
+    """The order of `labels`' indices that takes one example of each class in turn (classes ascending; within a class,
+    the given order): the authors' `shuffle_dataset(class_balanced=True)` arrangement of a probe set, whose
+    consecutive slices are class-balanced."""
+    rank = F.one_hot(labels).cumsum(0).gather(1, labels[:, None]).squeeze(1) - 1  # earlier examples of its class
+    return torch.argsort(rank * (int(labels.max()) + 1) + labels)
+
+
 def _hold_out(labels: Tensor, count: Callable[[int], int], seed: int) -> tuple[Tensor, Tensor]:
     """Indices (kept, held out), holding out a random `count(n_c)` of each class c (in class order), both sorted."""
     rng = np.random.default_rng(seed)
@@ -91,7 +100,8 @@ def make_split(
     """Split `data` by the protocol: in "search" mode hold out a clean validation part; in "final" train on all.
 
     `probe_per_class` > 0 holds out that many examples of each class from the training part before the noise, with
-    their true labels, as a trusted probe set (the meta methods' clean data, seed 003); the rest is the noisy part.
+    their true labels, as a trusted probe set (the meta methods' clean data, seed 003), class-interleaved
+    (`class_interleaved`); the rest is the noisy part.
     """
     if split not in ("search", "final"):
         raise ConfigError("split", split, "one of: search, final")
@@ -109,6 +119,7 @@ def make_split(
     if probe_per_class > 0:
         rest, probe = per_class_split(data.train_y[keep], probe_per_class, seeds.split ^ PROBE_SALT)
         keep, probe = keep[rest], keep[probe]
+        probe = probe[class_interleaved(data.train_y[probe])]
         probe_x, probe_y = data.train_x[probe], data.train_y[probe]
     true_y = data.train_y[keep]
     noisy = corrupt_labels(true_y, noise_rate, noise, data.num_classes, seeds.noise)

@@ -13,6 +13,7 @@ from trainers.augment import crop_flip
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
 from trainers.emphasis import emphasis_variance
+from trainers.ema import WeightAverage
 from trainers.errors import ConfigError
 from trainers.gradsim import noisy_among_extremes
 from trainers.losses import WeightedCE, make_loss
@@ -66,6 +67,8 @@ class Trainer:
         torch.manual_seed(seeds.init)  # initialisation, then dropout, draw from the global generator
         model = create_model(config.model, in_shape=data.in_shape, num_classes=data.num_classes, dropout=config.dropout)
         self.model = model.to(dev, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        decay = config.resolved_ema()
+        self.ema = WeightAverage(self.model, decay) if decay else None  # evaluated in place of the model where set
         self.loss_fn = make_loss(config.method, **config.method_params).to(dev)
         self._needs: tuple[str, ...] = tuple(getattr(self.loss_fn, "needs", ()))  # see trainers.losses.WeightedCE
         self._runs_model = isinstance(self.loss_fn, ProbeMethod)
@@ -92,7 +95,8 @@ class Trainer:
                      "probe_size": 0 if self.probe is None else len(self.probe[1]),
                      "num_classes": data.num_classes,
                      "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-                     "device": str(dev), "parameters": sum(p.numel() for p in self.model.parameters())}
+                     "device": str(dev), "parameters": sum(p.numel() for p in self.model.parameters()),
+                     "eval_weights": "ema" if self.ema else "raw", "ema_decay": decay}
 
     def __iter__(self) -> Iterator[Metrics]:
         while self.step < self.total_steps:
@@ -135,6 +139,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, self.step + 1)
         with torch.no_grad():
             norms = logits.grad.float().abs().sum(1)  # ‖∂L/∂z_i‖₁: the weight each example had in this step
             share = norms / norms.mean().clamp_min(torch.finfo(norms.dtype).tiny)
@@ -155,14 +161,16 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
-        """Float32 logits of the model in evaluation mode for inputs x, in chunks."""
-        self.model.eval()
+        """Float32 logits for inputs x, in chunks, of the evaluated model (the weight average where there is one, else
+        the model) in evaluation mode."""
+        model = self.ema.model if self.ema is not None else self.model
+        model.eval()
         out = []
         for chunk in x.split(EVAL_BATCH):
             if self.channels_last:
                 chunk = chunk.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-                out.append(self.model(chunk).float())
+                out.append(model(chunk).float())
         return torch.cat(out)
 
     def _evaluate(self) -> Metrics:
@@ -180,6 +188,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
+            "ema_decay": self.info["ema_decay"],
             "train_loss": sums["loss"] / batches,
             "emphasis_var": sums["var"] / batches,
             "emphasis_var_scaled": sums["var_scaled"] / batches,
@@ -211,7 +220,8 @@ class Trainer:
         return best
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run bit-exactly: weights, optimiser, position, generators, history."""
+        """Everything needed to continue this run bit-exactly: weights (and their average), optimiser, position,
+        generators, history."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -225,6 +235,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "history": self.history,
             "method": self.loss_fn.state_dict(),
+            "ema": self.ema.model.state_dict() if self.ema is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -240,6 +251,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history = list(state["history"])
         self.loss_fn.load_state_dict(state.get("method", {}))
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["ema"])
         self._clock = time.perf_counter()
 
 

@@ -214,6 +214,8 @@ BAD = [
     ("resources: {gpus_per_trial: 1.5}\n", (), "resources.gpus_per_trial", "1.5"),
     ("resources: {cpus_per_trial: 0}\n", (), "resources.cpus_per_trial", "0"),
     ("train: {device: cuda}\n", (), "train.device", "'cuda'"),
+    ("train: {ema: 1.5}\n", (), "train.ema", "1.5"),
+    (None, ("train.ema=true",), "train.ema", "True"),
     ("final: {n_seeds: -1}\n", (), "final.n_seeds", "-1"),
     ("checkpoint_every_s: -1\n", (), "checkpoint_every_s", "-1"),
     ("checkpoint_every_s: often\n", (), "checkpoint_every_s", "'often'"),
@@ -242,6 +244,13 @@ def test_a_bad_config_is_a_one_line_error_naming_the_key(tmp_path: Path, text: s
     assert raised.value.field == field, message
     assert shown in message
     assert "\n" not in message
+
+
+def test_train_ema_reaches_the_trials_config(tmp_path: Path) -> None:
+    """`train.ema`: a decay, false for the raw weights, or absent for the method's default (IEG's 0.999)."""
+    assert load_study_config(write(tmp_path, "method: ieg\ntrain: {ema: 0.99}\n")).train.ema == 0.99
+    assert load_study_config(None, ["train.ema=false"]).train.ema == 0.0
+    assert load_study_config(None, ["method=ieg"]).train.replace(method="ieg").resolved_ema() == 0.999
 
 
 def test_a_missing_file(tmp_path: Path) -> None:

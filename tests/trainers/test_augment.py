@@ -123,12 +123,23 @@ def test_auto_augment_keeps_shape_and_each_channels_range(channels: int) -> None
     levels = torch.randint(0, 256, (32, channels, 16, 16)).float()
     levels[0, :, 0, 0], levels[0, :, 0, 1] = 0, 255
     x = (levels / 255 - 0.4) / 0.3  # normalised images whose pixels 0 and 255 both occur
-    out = auto_augment(x, groups=4)
+    out = auto_augment(x)
     assert out.shape == x.shape and out.dtype == x.dtype
     back = (out * 0.3 + 0.4) * 255
     torch.testing.assert_close(back, back.round(), rtol=0, atol=1e-3)  # still whole pixel levels
     assert back.min() >= -1e-3 and back.max() <= 255 + 1e-3
     assert not torch.equal(out, x)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_auto_augment_draws_a_sub_policy_for_each_image(channels: int) -> None:
+    """One image 64 times: per image, the outputs are many distinct images (one sub-policy per group of images, or
+    per batch, would give a few); each sub-policy leaves an image alone with probability (1 − p1)(1 − p2) at most."""
+    torch.manual_seed(1)
+    image = torch.rand(channels, 12, 12, generator=torch.Generator().manual_seed(2))
+    out = auto_augment(image.expand(64, -1, -1, -1).contiguous())
+    distinct = {tuple(v.flatten().tolist()) for v in out}
+    assert len(distinct) > 16
 
 
 def test_auto_augment_refuses_two_channels() -> None:

@@ -92,6 +92,11 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"probe_per_class": -1}, "probe_per_class", "-1"),
     ({"probe_per_class": 2.0}, "probe_per_class", "2.0"),
     ({"probe_per_class": True}, "probe_per_class", "True"),
+    ({"ema": 1.0}, "ema", "1.0"),
+    ({"ema": -0.1}, "ema", "-0.1"),
+    ({"ema": True}, "ema", "True"),
+    ({"ema": "0.999"}, "ema", "'0.999'"),
+    ({"ema": float("nan")}, "ema", "nan"),
 ]
 
 
@@ -173,3 +178,8 @@ def test_nesterov_without_momentum_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as err:
         TrainConfig(nesterov=True, momentum=0.0)
     assert err.value.field in ("nesterov", "momentum")
+
+
+def test_ema_is_a_decay_off_or_the_methods_default() -> None:
+    assert [TrainConfig(ema=v).ema for v in (None, 0, 0.0, False, 0.999)] == [None, 0, 0.0, 0.0, 0.999]
+    assert TrainConfig(ema=False).to_dict()["ema"] == 0.0  # one spelling of "off" in the MLflow params

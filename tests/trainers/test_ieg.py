@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import trainers
 from trainers import ConfigError, TrainConfig, Trainer, make_loss
-from trainers.ieg import consistency, mixup, pseudo_labels, rms_normalised
+from trainers.ieg import consistency, mixing_weights, mixup, pseudo_labels, rms_normalised
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,74 @@ def test_mixup_mixes_each_example_with_another_at_least_half_its_own() -> None:
     # Inputs and targets are mixed alike: example i holds the value i and the class i, so m·i + (1 − m)·j is both.
     torch.testing.assert_close(mixed[:, 0, 0, 0], (mixed_targets * torch.arange(6.0)).sum(1))
     assert (m < 1).sum() >= 3  # most examples did get mixed
+
+
+def test_probe_batches_cycle_through_the_probe_class_balanced() -> None:
+    """A probe larger than the batch: consecutive slices of the class-interleaved probe, as the authors' unshuffled,
+    repeated probe stream; its position travels in the method's state_dict."""
+    labels = torch.arange(10).repeat(5)  # 50 examples, class-interleaved as trainers.splits orders them
+    probe = (torch.arange(50.0)[:, None], labels)
+    method = make_loss("ieg")
+    batches = [method.probe_batch(probe, 20) for _ in range(5)]  # 100 = every example twice
+    for x, y in batches:
+        assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 2))
+        assert len(set(x.flatten().tolist())) == 20
+    seen = torch.cat([x.flatten() for x, _ in batches]).long()
+    assert torch.equal(torch.bincount(seen, minlength=50), torch.full((50,), 2))
+    assert torch.equal(batches[2][0].flatten(), torch.tensor([*range(40, 50), *range(10)], dtype=torch.float))
+    resumed = make_loss("ieg")
+    resumed.load_state_dict(method.state_dict())
+    torch.testing.assert_close(resumed.probe_batch(probe, 20), method.probe_batch(probe, 20), rtol=0, atol=0)
+    small = (torch.zeros(8, 1), torch.arange(8))
+    assert method.probe_batch(small, 20)[1] is small[1]  # no larger than the batch: the whole probe, every step
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_mixing_weights_follow_the_authors_draw(alpha: float) -> None:
+    """m = max(u, 1 − u), u = U^(1/α)/2: P(m ≤ t) = 1 − (2(1 − t))^α on [½, 1], one weight per example."""
+    torch.manual_seed(1)
+    m = mixing_weights(200_000, alpha)
+    assert m.shape == (200_000,) and m.min() >= 0.5 and m.max() <= 1
+    for t in (0.55, 0.7, 0.9, 0.99):
+        assert (m <= t).float().mean().item() == pytest.approx(1 - (2 * (1 - t)) ** alpha, abs=0.005)
+
+
+def test_mixup_gives_each_example_its_own_weight_as_the_authors() -> None:
+    """Distinct one-hot targets: an example's own class keeps its weight m; the mean of m is the authors' 5/6 at
+    α = ½ (a folded Beta(½, ½) would give ½ + 1/π ≈ 0.818), and it varies across one batch."""
+    torch.manual_seed(2)
+    n, own = 2000, []
+    for _ in range(5):
+        _, mixed_targets = mixup(torch.zeros(n, 1), torch.eye(n), 0.5)
+        own.append(mixed_targets.diagonal())
+    m = torch.cat(own)
+    assert m.mean().item() == pytest.approx(5 / 6, abs=0.006)
+    assert own[0].std() > 0.1
+
+
+def test_the_view_is_cropped_flipped_and_cut_out_after_autoaugment() -> None:
+    """Without AutoAugment the view is a window of the input zero-padded by H/8, flipped or not, with a square zeroed
+    on every channel: each view image matches exactly one such window off its zeros, and the windows vary."""
+    torch.manual_seed(3)
+    x = torch.rand(32, 3, 16, 16) + 1  # no zeros of its own
+    view = make_loss("ieg", aa=False).view(x)
+    assert view.shape == x.shape
+    pad, keys = 2, set()
+    padded = F.pad(x, (pad, pad, pad, pad))
+    for i in range(len(x)):
+        hole = view[i] == 0
+        assert bool((hole == hole[0]).all()) and hole[0].sum() >= 8 * 8 // 4  # a square's clipped quarter at least
+        hits = [(dy, dx, flip) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1) for flip in (False, True)
+                if torch.equal(_window(padded[i], dy, dx, flip)[~hole], view[i][~hole])]
+        assert len(hits) == 1
+        keys.add(hits[0])
+    assert len(keys) > 8
+    assert not torch.equal(make_loss("ieg").view(x), view)  # AutoAugment on: another view
+
+
+def _window(padded: torch.Tensor, dy: int, dx: int, flip: bool) -> torch.Tensor:
+    window = padded[:, dy : dy + 16, dx : dx + 16]
+    return window.flip(2) if flip else window
 
 
 def test_consistency_is_kl_of_the_batch_to_the_view_with_the_batch_held() -> None:
@@ -92,7 +160,8 @@ def test_probe_methods_train_and_report_their_weights(digits: trainers.Dataset, 
 
 
 def test_ieg_resumes_bit_exactly(digits: trainers.Dataset) -> None:
-    """Augmentation, the probe draws and MixUp use the global generator, which the trainer's state carries."""
+    """Augmentation, the probe draws and MixUp use the global generator, which the trainer's state carries; the
+    evaluated weight average (on by default for IEG) is in the state too."""
     config = TrainConfig(method="ieg", noise_rate=0.4, epochs=None, iterations=10, eval_every=5, lr=0.01)
     whole = [{k: v for k, v in m.items() if k != "time"} for m in Trainer(config, digits)]
     first = Trainer(config, digits)
@@ -105,3 +174,4 @@ def test_ieg_resumes_bit_exactly(digits: trainers.Dataset) -> None:
     second.load_state_dict(torch.load(buffer, weights_only=True))
     tail = [{k: v for k, v in m.items() if k != "time"} for m in second]
     assert head + tail == whole and len(whole) == 2
+    assert second.info["eval_weights"] == "ema" and whole[-1]["ema_decay"] == 0.999

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trainers import ConfigError, Dataset, load_dataset, make_split, stratified_split
-from trainers.splits import Seeds, derive_seeds, per_class_split
+from trainers.splits import Seeds, class_interleaved, derive_seeds, per_class_split
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +162,22 @@ def test_probe_set_is_trusted_and_apart_from_the_other_parts(data: Dataset, mode
     assert len(split.train_y) == len(plain.train_y) - 100
     assert not set(_rows(split.probe_x, split.probe_y)) & set(_rows(split.train_x, split.train_y))
     assert abs(split.noise_rate - 0.6) <= 0.01  # the noise falls on the training part only
+
+
+def test_the_probe_takes_one_example_of_each_class_in_turn(data: Dataset) -> None:
+    split = make_split(data, noise="symmetric", noise_rate=0.2, probe_per_class=7, seed=4)
+    assert split.probe_y is not None
+    assert split.probe_y.tolist() == list(range(10)) * 7
+
+
+def test_class_interleaved_keeps_the_order_within_a_class() -> None:
+    labels = torch.tensor([2, 0, 0, 1, 2, 0, 1, 2, 2])
+    order = class_interleaved(labels).tolist()
+    assert labels[order].tolist() == [0, 1, 2, 0, 1, 2, 0, 2, 2]  # a class that runs out is skipped
+    for c in range(3):
+        positions = [i for i in order if labels[i] == c]
+        assert positions == sorted(positions)
+    assert sorted(order) == list(range(len(labels)))
 
 
 def test_probe_depends_on_the_seed(data: Dataset) -> None:

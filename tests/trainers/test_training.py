@@ -38,11 +38,12 @@ def test_clean_digits_reach_90_percent(digits: trainers.Dataset) -> None:
     assert final["val_acc"] >= 0.90
 
 
-@pytest.mark.parametrize("eval_every", [None, 7])
-def test_resume_from_a_state_dict_is_bit_exact(digits: trainers.Dataset, eval_every: int | None) -> None:
+@pytest.mark.parametrize(("eval_every", "ema"), [(None, None), (7, 0.99)])
+def test_resume_from_a_state_dict_is_bit_exact(digits: trainers.Dataset, eval_every: int | None,
+                                               ema: float | None) -> None:
     """Stop after two evaluations, save through torch.save/torch.load(weights_only=True), continue elsewhere."""
     config = TrainConfig(method="gce", noise_rate=0.3, epochs=4, dropout=0.3, augment=True, eval_every=eval_every,
-                         schedule="cosine", seed=3)
+                         schedule="cosine", ema=ema, seed=3)
     whole = run(config, digits)
 
     first = Trainer(config, digits)
