@@ -63,7 +63,7 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
     summary = _tables.summary_table(data)
     sections.append(_table(out, "summary", "Summary", summary, "Per noise rate, the setting the search chose, its "
                            "validation accuracy, the final retrains' test accuracy (mean ± sample std over seeds), the "
-                           "number of search trials, and of runs that collapsed or failed."))
+                           f"number of search trials, and of runs that collapsed or failed; {_evaluated(trials)}."))
     studies = comparable_studies(data)
     names = ", ".join(d.name for d in studies)
     dataset, model, noise = setup(data)
@@ -145,6 +145,17 @@ def _figure_title(stem: str) -> str:
     if stem.startswith("grid_"):
         return f"Noise rate {stem.removeprefix('grid_')}: λ × β heatmap"
     return FIGURE_TITLES.get(stem, stem.replace("_", " ").capitalize())
+
+
+def _evaluated(trials: pd.DataFrame) -> str:
+    """Which weights the accuracies are of: the raw ones, or an EMA of them (the trials' ema_decay metric)."""
+    decays = sorted({float(d) for d in trials.get("ema_decay", pd.Series(dtype=float)).dropna() if float(d) > 0})
+    if not decays:
+        return "every accuracy is of the trained weights themselves"
+    each = " or ".join(f"{d:g}" for d in decays)
+    some = "every" if trials["ema_decay"].fillna(0).gt(0).all() else "where a trial's ema_decay is above 0, its"
+    return (f"{some} accuracy is of an exponential moving average of the weights (decay {each}), as IEG's authors "
+            "evaluate")
 
 
 def _provenance(data: StudyData) -> list[tuple[str, str]]:
