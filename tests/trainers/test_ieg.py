@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 
 import pytest
@@ -159,19 +158,10 @@ def test_probe_methods_train_and_report_their_weights(digits: trainers.Dataset, 
         assert "relabel_clean" not in metrics
 
 
-def test_ieg_resumes_bit_exactly(digits: trainers.Dataset) -> None:
+def test_ieg_resumes_bit_exactly(digits: trainers.Dataset, resumed) -> None:
     """Augmentation, the probe draws and MixUp use the global generator, which the trainer's state carries; the
     evaluated weight average (on by default for IEG) is in the state too."""
     config = TrainConfig(method="ieg", noise_rate=0.4, epochs=None, iterations=10, eval_every=5, lr=0.01)
-    whole = [{k: v for k, v in m.items() if k != "time"} for m in Trainer(config, digits)]
-    first = Trainer(config, digits)
-    head = [{k: v for k, v in next(iter(first)).items() if k != "time"}]
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    buffer.seek(0)
-    torch.rand(3)
-    second = Trainer(config, digits)
-    second.load_state_dict(torch.load(buffer, weights_only=True))
-    tail = [{k: v for k, v in m.items() if k != "time"} for m in second]
-    assert head + tail == whole and len(whole) == 2
+    whole, again, second = resumed(config, digits, 1)
+    assert again == whole and len(whole) == 2
     assert second.info["eval_weights"] == "ema" and whole[-1]["ema_decay"] == 0.999
