@@ -196,7 +196,7 @@ def _sigma_row(axes: np.ndarray, panels: list) -> None:
         ax.grid(alpha=0.3)
     for ax in axes[0]:
         ax.set_xlabel("")
-    axes[1][0].set_ylabel("emphasis variance σ\n(Var of the weights w_i)")
+    axes[1][0].set_ylabel("emphasis variance σ\n(variance of the $w_i$)")
 
 
 _DYNAMICS = (("noisy_fit_acc", "mislabelled training examples, fit to the wrong label"),
