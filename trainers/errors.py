@@ -10,6 +10,10 @@ class ConfigError(ValueError):
         self.field, self.value, self.allowed = field, value, allowed
         super().__init__(f"{field}: {value!r} is not allowed ({allowed})")
 
+    def __reduce__(self) -> tuple[type, tuple[str, object, str]]:
+        """Pickled by its three arguments (Ray re-raises a trial's error in the driver by pickling it)."""
+        return type(self), (self.field, self.value, self.allowed)
+
 
 class DataError(RuntimeError):
     """A data set cannot be read: names the data root and the missing or corrupt file."""
