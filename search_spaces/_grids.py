@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainers.datasets import list_datasets
+from trainers.datasets import is_own_data, list_datasets
 from trainers.errors import ConfigError
 
 # CIFAR-10, ResNet-56 (Table 3, Figs 6–9): the four β tried for each λ.
@@ -66,7 +66,7 @@ def paper_best(dataset: str, noise_rate: float) -> dict[str, float] | None:
     >>> paper_best("cifar10", 0.4), paper_best("cifar100", 0.8)
     ({'lam': 1.0, 'beta': 16.0}, None)
     """
-    if dataset not in list_datasets():
+    if dataset not in list_datasets() and not is_own_data(dataset):
         raise ConfigError("dataset", dataset, "one of: " + ", ".join(list_datasets()))
     table = _CIFAR100_BEST if dataset == "cifar100" else _CIFAR10_BEST
     for rate, (lam, beta) in table.items():

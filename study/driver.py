@@ -32,6 +32,8 @@ from study.tracking import PARENT_TAG, TRIAL_TAG, ByNoiseRate, MlflowTracker, cl
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, StorageError, cached_dataset, train_trial
 from trainers import Dataset
+from trainers.datasets import is_own_data
+from trainers.splits import check_val_labels
 from trainers.errors import ConfigError, DataError
 
 STATE_FILE = "study.json"
@@ -122,11 +124,24 @@ def check_data(config: StudyConfig, *, download: bool = False) -> None:
     """
     root = config.train.data_root
     try:
-        cached_dataset(config.train.dataset, root, download=download)  # kept: run_study hands it to the trials
+        study_data(config, download=download)  # kept: run_study hands it to the trials
     except DataError as error:
+        if is_own_data(config.train.dataset):
+            raise DataError(f"train.dataset: {error}") from None
         where = "train.data_root" + ("" if root is not None else " (unset: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
         fetch = "" if download else "; or let `study run --download` fetch them"
         raise DataError(f"{where}: {error}{fetch}") from None
+
+
+def study_data(config: StudyConfig, *, download: bool = False) -> Dataset:
+    """The study's data set, loaded once per process; a ConfigError on train.val_labels where it lacks what they need
+    (true labels for clean, trusted examples for trusted)."""
+    data = cached_dataset(config.train.dataset, config.train.data_root, download=download)
+    try:
+        check_val_labels(data, config.train.val_labels)
+    except ConfigError as error:
+        raise ConfigError(f"train.{error.field}", error.value, error.allowed) from None
+    return data
 
 
 def check_destinations(config: StudyConfig, storage: str | None = None) -> None:
@@ -203,6 +218,7 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     """
     folder = study_folder(config, storage)
     check_same_study(config, folder)
+    data = study_data(config)  # a data set that cannot serve this study stops it before anything is written
     connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -212,7 +228,7 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     outage = Outage(saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri), echo, tracking_patience)
     state = saved or _new_state(config, outage)
     state.save(folder)
-    trainable = _trainable(config, cached_dataset(config.train.dataset, config.train.data_root))
+    trainable = _trainable(config, data)
     previous_best: dict[str, Any] | None = None
     for index, rate in enumerate(config.noise_rates):
         key = f"{rate:g}"

@@ -15,6 +15,7 @@ import torch
 from ray import tune
 
 from trainers import Dataset, TrainConfig, Trainer, load_dataset, loss_params
+from trainers.datasets import provide_dataset
 
 TRAIN_KEY = "train"  # the trial config's base TrainConfig, as a dict
 STATE_FILE = "state.pt"
@@ -101,6 +102,8 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None, checkpoint_
     history, so Tune's iteration count and its scheduler see each evaluation once, in order; one behind it reports
     again the evaluations since (Tune's callbacks and schedulers then see those steps twice).
     """
+    if data is not None:  # a data set registered in the driver only (register_dataset) is known here by its data
+        provide_dataset(config[TRAIN_KEY]["dataset"], data)
     train = train_config(config)
     trainer = Trainer(train, data if data is not None else cached_dataset(train.dataset, train.data_root))
     seen = 0  # evaluations Tune has been told of
@@ -109,8 +112,9 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None, checkpoint_
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load_state(folder, trainer.device))
             seen = _reported(folder, len(trainer.history))
-    constants = {"chance": 1 / trainer.info["num_classes"], "total_steps": trainer.total_steps,
-                 "noise_rate_realised": trainer.info["noise_rate_realised"]}
+    constants = {"chance": 1 / trainer.info["num_classes"], "total_steps": trainer.total_steps}
+    if trainer.info["noise_rate_realised"] is not None:  # None: the true labels are unknown
+        constants["noise_rate_realised"] = trainer.info["noise_rate_realised"]
     saved = time.monotonic()
     for metrics in itertools.chain(trainer.history[seen:], trainer):
         seen += 1

@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = TrainConfig()
-    p.add_argument("--dataset", default=d.dataset, help=f"one of: {', '.join(list_datasets())}")
+    p.add_argument("--dataset", default=d.dataset,
+                   help=f"one of: {', '.join(list_datasets())}; or your own: npz:PATH, folder:PATH (see the README)")
     p.add_argument("--data-root", default=None, help="folder of the data files (default: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
     p.add_argument("--model", default=d.model, help=f"one of: {', '.join(list_models())}")
     p.add_argument("--method", default=d.method, help=f"one of: {', '.join(list_losses())}")
@@ -54,9 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         else:
             p.add_argument(flag, dest=name, type=_number if kind == "number" else kind, default=None, help=what)
     p.add_argument("--noise", default=f"{d.noise}:{d.noise_rate}", metavar="KIND:RATE",
-                   help=f"label noise, KIND one of: {', '.join(NOISE_KINDS)}; RATE in [0, 1) (default symmetric:0)")
+                   help=f"label noise, KIND one of: {', '.join(NOISE_KINDS)}; RATE in [0, 1) (default symmetric:0; "
+                        "given: the labels as given, no rate)")
     p.add_argument("--probe-per-class", type=int, default=None,
                    help="trusted examples per class held out before the noise (default: 10 for l2r and ieg, else 0)")
+    p.add_argument("--val-labels", default=d.val_labels,
+                   help="the validation part's labels: clean (true), noisy, or trusted (the data's trusted examples)")
     p.add_argument("--split", default=d.split, help="search: train on the noisy 80%%, validate on the clean 20%%; final: train on all")
     p.add_argument("--epochs", type=int, default=None, help=f"training length in epochs (default {d.epochs})")
     p.add_argument("--iterations", type=int, default=None, help="training length in iterations instead of epochs")
@@ -116,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         dataset=args.dataset, data_root=args.data_root, model=args.model, dropout=args.dropout,
         method=args.method, method_params=params, noise=kind, noise_rate=noise_rate, split=args.split,
+        val_labels=args.val_labels,
         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
         weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=epochs, iterations=args.iterations,
         schedule=args.schedule, schedule_unit=args.schedule_unit, milestones=milestones, gamma=args.gamma,
@@ -140,9 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    realised = trainer.info["noise_rate_realised"]
+    realised = "true labels unknown" if realised is None else f"{realised:.3f} realised"
     ema = f" · EMA {trainer.info['ema_decay']:g} evaluation" if trainer.info["eval_weights"] == "ema" else ""
     print(f"{config.dataset} · {config.model} · {config.method} {config.method_params or ''} · "
-          f"{config.noise} noise {trainer.info['noise_rate_realised']:.3f} realised · {trainer.info['device']}{ema}",
+          f"{config.noise} noise {realised} · {trainer.info['device']}{ema}",
           file=sys.stderr)
     with tqdm(total=trainer.total_steps, unit="it", file=sys.stderr, disable=None, leave=False) as bar:
         try:

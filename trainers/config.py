@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from trainers.datasets import list_datasets
+from trainers.datasets import is_own_data, list_datasets
 from trainers.errors import ConfigError
 from trainers.losses import make_loss
 from trainers.models import list_models
 from trainers.noise import NOISE_KINDS
-from trainers.splits import PROBE_PER_CLASS
+from trainers.splits import PROBE_PER_CLASS, VAL_LABELS
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("search", "final"),
@@ -21,6 +21,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "schedule_unit": ("epoch", "iteration"),
     "device": ("auto", "cpu", "cuda"),
     "noise": NOISE_KINDS,
+    "val_labels": VAL_LABELS,
 }
 
 
@@ -29,7 +30,7 @@ class TrainConfig:
     """Everything one training run needs; units in comments. The same config and seed give the same run."""
 
     # what
-    dataset: str = "digits"
+    dataset: str = "digits"                # a registered name, or your own data: npz:PATH or folder:PATH
     data_root: str | None = None           # None: $NOISY_DATA_ROOT or ~/.cache/noisy-data
     model: str = "mlp"
     dropout: float = 0.0                   # before the final linear layer
@@ -40,6 +41,8 @@ class TrainConfig:
     noise_rate: float = 0.0                # share of training labels corrupted, in [0, 1)
     split: Literal["search", "final"] = "search"  # search: 80% noisy train, 20% clean validation
     val_fraction: float = 0.2
+    val_labels: Literal["clean", "noisy", "trusted"] = "clean"  # the validation part's labels: true, noisy (as the
+                                           # training part's), or the data set's trusted examples in its stead
     probe_per_class: int | None = None     # trusted examples per class held out before the noise as the probe set
                                            # (None: 10, the paper's, for the methods that use one (l2r, ieg), else 0)
     # optimisation
@@ -89,7 +92,8 @@ class TrainConfig:
             _check(name, value, value is None and name == "cosine_period" or _finite(value), "a finite number")
         for m in self.milestones:
             _check("milestones", self.milestones, _finite(m) and m > 0, "positive numbers")
-        _one_of("dataset", self.dataset, tuple(list_datasets()))
+        if not (isinstance(self.dataset, str) and is_own_data(self.dataset)):
+            _one_of("dataset", self.dataset, (*list_datasets(), "npz:PATH", "folder:PATH"))
         _one_of("model", self.model, tuple(list_models()))
         for name, allowed in _CHOICES.items():
             _one_of(name, getattr(self, name), allowed)
@@ -102,6 +106,8 @@ class TrainConfig:
         if needed and self.dataset != needed:
             raise ConfigError("noise", self.noise, f"fits only the data set {needed}, not {self.dataset}")
         _check("noise_rate", self.noise_rate, 0 <= self.noise_rate < 1, "a number in [0, 1)")
+        _check("noise_rate", self.noise_rate, self.noise != "given" or self.noise_rate == 0,
+               "0: noise 'given' keeps the labels as given and adds none")
         _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "a number in (0, 1)")
         _check("dropout", self.dropout, 0 <= self.dropout < 1, "a number in [0, 1)")
         _check("lr", self.lr, self.lr > 0, "a number > 0")

@@ -20,6 +20,7 @@ VEHICLES10 = (
     "lawn_mower", "rocket", "streetcar", "tank", "tractor",
 )  # fmt: skip
 _DOWNLOAD_TIMEOUT_S = 30.0
+OWN_DATA_KINDS = ("npz", "folder")  # your own data: `npz:PATH`, `folder:PATH`
 _HINT = "(no network: copy the files there, see the README)"
 
 
@@ -34,6 +35,18 @@ class Dataset:
     test_y: torch.Tensor
     classes: tuple[str, ...]
     augment: bool  # CIFAR-like augmentation (pad 4, random 32×32 crop, flip) is used in the papers
+    # Own data (trainers.own_data): train_y are the labels as given, perhaps wrong. Their true labels: train_true_y
+    # where known; None with true_known: train_y themselves (the built-in sets); None without: unknown.
+    train_true_y: torch.Tensor | None = None
+    true_known: bool = True
+    trusted: torch.Tensor | None = None  # indices of training examples whose given labels are known good
+
+    @property
+    def true_labels(self) -> torch.Tensor | None:
+        """The true training labels, or None where they are unknown."""
+        if self.train_true_y is not None:
+            return self.train_true_y
+        return self.train_y if self.true_known else None
 
     @property
     def num_classes(self) -> int:
@@ -62,6 +75,12 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
+def is_own_data(name: str) -> bool:
+    """Whether `name` names your own data: `npz:PATH` or `folder:PATH`."""
+    kind, colon, path = name.partition(":")
+    return kind in OWN_DATA_KINDS and bool(colon and path)
+
+
 def default_data_root() -> Path:
     """$NOISY_DATA_ROOT if set, else ${XDG_CACHE_HOME:-~/.cache}/noisy-data."""
     if root := os.environ.get("NOISY_DATA_ROOT"):
@@ -70,8 +89,20 @@ def default_data_root() -> Path:
     return Path(cache).expanduser() / "noisy-data"
 
 
+def provide_dataset(name: str, data: Dataset) -> None:
+    """Make `data` loadable as `name` in this process where no data set of that name is registered (a trial process
+    handed a data set that its driver registered from Python)."""
+    if name not in DATASETS and not is_own_data(name):
+        DATASETS.register(name)(lambda root, download: data)
+
+
 def load_dataset(name: str, root: str | Path | None = None, *, download: bool = True) -> Dataset:
-    """Load the data set registered as `name` from `root` (default: `default_data_root()`)."""
+    """Load the data set registered as `name` from `root` (default: `default_data_root()`), or your own data:
+    `npz:PATH` or `folder:PATH` (see trainers.own_data; `root` unused)."""
+    if is_own_data(name):
+        from trainers.own_data import load_own_data
+
+        return load_own_data(name)
     loader = DATASETS[name]
     return loader(default_data_root() if root is None else Path(root).expanduser(), download)
 
@@ -94,7 +125,7 @@ def _normalised(name: str, train: _Split, test: _Split, classes: Sequence[str], 
     """A Dataset whose images are standardised per channel with the training images' mean and std."""
     (train_x, train_y), (test_x, test_y) = train, test
     mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
-    std = train_x.std(dim=(0, 2, 3), keepdim=True)
+    std = train_x.std(dim=(0, 2, 3), keepdim=True).clamp_min_(1e-12)  # a constant channel or feature stays finite
     return Dataset(
         name, train_x.sub_(mean).div_(std), train_y, test_x.sub_(mean).div_(std), test_y, tuple(classes), augment
     )

@@ -1,4 +1,5 @@
-"""Synthetic label noise: symmetric, uniform, pair flip and the CIFAR asymmetric models."""
+"""Synthetic label noise: symmetric, uniform, pair flip and the CIFAR asymmetric models; `given`: the labels as given
+(your own data's, noisy already), none added."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from trainers.errors import ConfigError
 
-NOISE_KINDS = ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100")
+NOISE_KINDS = ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100", "given")
 
 # CIFAR-10 class indices: truck → automobile, bird → airplane, deer → horse, cat ↔ dog.
 CIFAR10_FLIPS = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
@@ -53,6 +54,10 @@ def corrupt_labels(
     needed = {"asym-cifar10": 10, "asym-cifar100": 100}.get(kind)
     if needed is not None and num_classes != needed:
         raise ConfigError("noise", kind, f"needs {needed} classes, the data set has {num_classes}")
+    if kind == "given":
+        if rate != 0:
+            raise ConfigError("noise_rate", rate, "0: noise 'given' keeps the labels as given and adds none")
+        return NoisyLabels(y, torch.zeros(len(y), dtype=torch.bool))
     rng = np.random.default_rng(seed)
     target = _flip_targets(y, kind, num_classes, rng)
     eligible = np.flatnonzero((target >= 0).numpy())

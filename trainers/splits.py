@@ -1,5 +1,6 @@
-"""The split protocol: a stratified 80/20 split, noise on the 80% only, the 20% kept clean for validation; optionally a
-small trusted probe set (k examples per class, before noise) held apart from both."""
+"""The split protocol: a stratified 80/20 split, noise on the 80% only, the 20% validating with their true labels (or
+their noisy ones, or a trusted set instead: `val_labels`); optionally a small trusted probe set (k examples per class,
+before noise) held apart from both."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from trainers.errors import ConfigError
 from trainers.noise import corrupt_labels
 
 SplitMode = Literal["search", "final"]
+ValLabels = Literal["clean", "noisy", "trusted"]
+VAL_LABELS = ("clean", "noisy", "trusted")
+VAL_NOISE_SALT = 0x7A1  # the noisy validation labels' draw: the noise seed XOR this, apart from the training part's
 PROBE_PER_CLASS = 10  # the probe set's default size per class for the methods that learn from one (seed 003)
 PROBE_SALT = 0x960BE  # the probe's draw: the split seed XOR this, apart from the validation draw
 
@@ -36,13 +40,14 @@ def derive_seeds(seed: int) -> Seeds:
 
 @dataclass(frozen=True)
 class Split:
-    """Training part (noisy labels, true labels, noise mask), clean validation part (None in final mode), test set,
-    and the trusted probe set (None where none is held out)."""
+    """Training part (noisy labels; true labels and noise mask, None where the true labels are unknown), validation part
+    (None in final mode) with the labels it validates by, test set, the trusted probe set (None where none is held out),
+    and the validation part's true and noisy labels (None where unknown or in final mode)."""
 
     train_x: Tensor
     train_y: Tensor
-    true_y: Tensor
-    is_noisy: Tensor
+    true_y: Tensor | None
+    is_noisy: Tensor | None
     val_x: Tensor | None
     val_y: Tensor | None
     test_x: Tensor
@@ -50,11 +55,13 @@ class Split:
     num_classes: int
     probe_x: Tensor | None = None
     probe_y: Tensor | None = None
+    val_clean_y: Tensor | None = None
+    val_noisy_y: Tensor | None = None
 
     @property
-    def noise_rate(self) -> float:
-        """The realised share of training labels that are wrong."""
-        return float(self.is_noisy.float().mean())
+    def noise_rate(self) -> float | None:
+        """The realised share of training labels that are wrong (None where the true labels are unknown)."""
+        return None if self.is_noisy is None else float(self.is_noisy.float().mean())
 
 
 def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -96,12 +103,14 @@ def make_split(
     val_fraction: float = 0.2,
     probe_per_class: int = 0,
     seed: int = 0,
+    val_labels: ValLabels = "clean",
 ) -> Split:
     """Split `data` by the protocol: in "search" mode hold out a clean validation part; in "final" train on all.
 
     `probe_per_class` > 0 holds out that many examples of each class from the training part before the noise, with
     their true labels, as a trusted probe set (the meta methods' clean data, seed 003), class-interleaved
-    (`class_interleaved`); the rest is the noisy part.
+    (`class_interleaved`); the rest is the noisy part. `val_labels`: the validation part keeps its true labels
+    ("clean"), takes noise as the training part does ("noisy"), or is the data set's trusted examples ("trusted").
     """
     if split not in ("search", "final"):
         raise ConfigError("split", split, "one of: search, final")
@@ -109,19 +118,41 @@ def make_split(
         raise ConfigError("val_fraction", val_fraction, "a number in (0, 1)")
     if isinstance(probe_per_class, bool) or not isinstance(probe_per_class, int) or probe_per_class < 0:
         raise ConfigError("probe_per_class", probe_per_class, "an integer ≥ 0")
+    check_val_labels(data, val_labels)
+    true = data.true_labels
+    if true is None and probe_per_class > 0:
+        raise ConfigError("probe_per_class", probe_per_class, f"0: {data.name} has no true labels for a probe set")
     seeds = derive_seeds(seed)
+    val_x = val_y = val_clean_y = val_noisy_y = None
     if split == "search":
-        keep, held = stratified_split(data.train_y, val_fraction, seeds.split)
-        val_x, val_y = data.train_x[held], data.train_y[held]
+        if val_labels == "trusted":
+            held = torch.as_tensor(data.trusted, dtype=torch.long).sort().values
+            keep = torch.from_numpy(np.setdiff1d(np.arange(len(data.train_y)), held.numpy()))
+        else:
+            keep, held = stratified_split(data.train_y, val_fraction, seeds.split)
+        given = data.train_y[held]
+        val_x, val_clean_y = data.train_x[held], None if true is None else true[held]
+        val_noisy_y = corrupt_labels(given, noise_rate, noise, data.num_classes, seeds.noise ^ VAL_NOISE_SALT).labels
+        val_y = {"clean": val_clean_y, "noisy": val_noisy_y, "trusted": given}[val_labels]
     else:
-        keep, val_x, val_y = torch.arange(len(data.train_y)), None, None
+        keep = torch.arange(len(data.train_y))
     probe_x = probe_y = None
     if probe_per_class > 0:
         rest, probe = per_class_split(data.train_y[keep], probe_per_class, seeds.split ^ PROBE_SALT)
         keep, probe = keep[rest], keep[probe]
         probe = probe[class_interleaved(data.train_y[probe])]
-        probe_x, probe_y = data.train_x[probe], data.train_y[probe]
-    true_y = data.train_y[keep]
-    noisy = corrupt_labels(true_y, noise_rate, noise, data.num_classes, seeds.noise)
-    return Split(data.train_x[keep], noisy.labels, true_y, noisy.is_noisy, val_x, val_y,
-                 data.test_x, data.test_y, data.num_classes, probe_x, probe_y)
+        probe_x, probe_y = data.train_x[probe], true[probe]
+    true_y = None if true is None else true[keep]
+    noisy = corrupt_labels(data.train_y[keep], noise_rate, noise, data.num_classes, seeds.noise).labels
+    return Split(data.train_x[keep], noisy, true_y, None if true_y is None else noisy != true_y, val_x, val_y,
+                 data.test_x, data.test_y, data.num_classes, probe_x, probe_y, val_clean_y, val_noisy_y)
+
+
+def check_val_labels(data: Dataset, val_labels: str) -> None:
+    """A ConfigError on `val_labels` unless `data` has what it validates by: true labels (clean), trusted examples."""
+    if val_labels not in VAL_LABELS:
+        raise ConfigError("val_labels", val_labels, "one of: " + ", ".join(VAL_LABELS))
+    if val_labels == "clean" and data.true_labels is None:
+        raise ConfigError("val_labels", val_labels, f"noisy or trusted: {data.name} has no true labels")
+    if val_labels == "trusted" and (data.trusted is None or len(data.trusted) == 0):
+        raise ConfigError("val_labels", val_labels, f"clean or noisy: {data.name} has no trusted examples")

@@ -29,6 +29,9 @@ EXTREMES = 10  # noisy_top10 and noisy_bottom10: noisy examples among this many 
 # scaled, Var(w)/E(w)²; the noisy examples' and all examples' share of the step's gradient (‖∂L/∂z_i‖₁ over its mean);
 # the steps.
 SUMS = ("loss", "var", "var_scaled", "noisy_share", "share", "batches")
+# The metrics that need the true training labels: absent where they are unknown (own data without y_train_true)
+TRUE_LABEL_METRICS = ("intact_acc", "noisy_fit_acc", "p_clean", "p_noisy", "noisy_weight_share", "noisy_top10",
+                      "noisy_bottom10", "weight_clean", "weight_noisy", "relabel_clean", "relabel_noisy")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,12 +56,19 @@ class Trainer:
         data = data if data is not None else load_dataset(config.dataset, config.data_root)
         split = make_split(data, noise=config.noise, noise_rate=config.noise_rate, split=config.split,
                            val_fraction=config.val_fraction, probe_per_class=config.resolved_probe_per_class(),
-                           seed=config.seed)
+                           seed=config.seed, val_labels=config.val_labels)
         seeds = derive_seeds(config.seed)
         dev = self.device
         self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)
-        self.true_y, self.is_noisy = split.true_y.to(dev), split.is_noisy.to(dev)
+        self.true_known = split.true_y is not None
+        self.true_y = split.true_y.to(dev) if self.true_known else None
+        # unknown: a mask of none noisy stands in for the steps; the metrics it would give are left out
+        self.is_noisy = (split.is_noisy if self.true_known else torch.zeros_like(split.train_y, dtype=torch.bool)).to(dev)
         self.val = (split.val_x.to(dev), split.val_y.to(dev)) if split.val_x is not None else None
+        # where the true labels are known, the validation accuracy by the clean and by the noisy labels, both
+        self.val_by = {name: y.to(dev) for name, y in (("val_acc_clean", split.val_clean_y),
+                                                       ("val_acc_noisy", split.val_noisy_y))
+                       if y is not None and self.true_known}
         self.test = (split.test_x.to(dev), split.test_y.to(dev))
         self.probe = (split.probe_x.to(dev), split.probe_y.to(dev)) if split.probe_x is not None else None
         self.augment = data.augment if config.augment is None else config.augment
@@ -195,7 +205,7 @@ class Trainer:
             "noisy_weight_share": sums["noisy_share"] / sums["share"],
             **({"noisy_top10": extremes[0] / batches, "noisy_bottom10": extremes[1] / batches} if self._ranks else {}),
             "fit_acc": _mean(pred == self.train_y),
-            "intact_acc": _mean(pred == self.true_y),
+            "intact_acc": _mean(pred == self.true_y) if self.true_known else math.nan,
             "noisy_fit_acc": _mean((pred == self.train_y)[noisy]),
             "p_clean": _mean(p_given[clean]),
             "p_noisy": _mean(p_given[noisy]),
@@ -203,7 +213,11 @@ class Trainer:
         if self._runs_model:
             metrics.update(self.loss_fn.epoch_metrics())
         if self.val is not None:
-            metrics["val_acc"] = _accuracy(self.predict(self.val[0]), self.val[1])
+            val_logits = self.predict(self.val[0])
+            metrics["val_acc"] = _accuracy(val_logits, self.val[1])
+            metrics.update({name: _accuracy(val_logits, y) for name, y in self.val_by.items()})
+        if not self.true_known:
+            metrics = {k: v for k, v in metrics.items() if k not in TRUE_LABEL_METRICS}
         metrics["test_acc"] = _accuracy(self.predict(self.test[0]), self.test[1])
         metrics.update(self._bests(metrics))
         metrics["time"] = (self.history[-1]["time"] if self.history else 0.0) + time.perf_counter() - self._clock

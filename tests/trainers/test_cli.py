@@ -82,7 +82,8 @@ def test_a_bad_value_in_a_real_process_is_one_line_without_traceback() -> None:
     result = python_m("--dataset", "mnist3d")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: dataset: 'mnist3d' is not allowed (one of: cifar10, cifar100, digits, fashion_mnist, vehicles10)"]
+        "error: dataset: 'mnist3d' is not allowed (one of: cifar10, cifar100, digits, fashion_mnist, vehicles10, "
+        "npz:PATH, folder:PATH)"]
 
 
 # (id, arguments, fragments the one stderr line must contain)

@@ -22,7 +22,7 @@ def balanced() -> torch.Tensor:
 
 
 def test_noise_kinds_are_the_documented_five() -> None:
-    assert trainers.NOISE_KINDS == ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100")
+    assert trainers.NOISE_KINDS == ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100", "given")
 
 
 @pytest.mark.parametrize("kind", ["symmetric", "pair"])
