@@ -79,6 +79,12 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
     sections.append(_table(out, "param_importances", "Parameter importances", importance_table(data),
                            "The share of the variation in validation accuracy that each searched parameter explains, "
                            "per noise rate (Optuna's fANOVA evaluator over the search trials, seed 0)."))
+    sections.append(_table(out, "validation_choice", "Noisy against clean validation",
+                           _tables.validation_choice_table(data),
+                           "Per noise rate, the search trial that validating by the noisy labels would choose against "
+                           "the one clean validation chooses (each by its last validation accuracy), with its test "
+                           "accuracy and, where its setting is the one retrained, the final retrains' test accuracy: "
+                           "what the study loses without clean labels."))
     searched = sorted((str(c).removeprefix("best.") for c in data.rates.columns if str(c).startswith("best.")),
                       key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name))
     for rate in _tables.noise_rates(trials):

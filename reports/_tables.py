@@ -191,6 +191,33 @@ def summary_table(data: StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def validation_choice_table(data: StudyData) -> pd.DataFrame:
+    """Per noise rate: the search trial that validation by the noisy labels would choose (best last val_acc_noisy)
+    against the one validation by the clean labels chooses (val_acc_clean), ties by run id: its setting, both val
+    accuracies, its test_acc and, where its setting is the one retrained, the final retrains' test_acc."""
+    needed = ("val_acc_clean", "val_acc_noisy", "test_acc")
+    rows = []
+    for rate in noise_rates(data.trials):
+        runs, missing = search_runs(data.trials, rate, needed)
+        if missing:
+            return _empty(f"Noisy against clean validation needs both validation accuracies, logged where the true "
+                          f"labels are known: {missing}.")
+        rate_row = _at(data.rates, rate)
+        best = ({str(k).removeprefix("best."): v for k, v in rate_row.iloc[0].items()
+                 if str(k).startswith("best.") and not pd.isna(v)} if not rate_row.empty else {})
+        finals = final_runs(data.trials, rate)
+        for labels in ("clean", "noisy"):
+            run = runs.assign(_neg=-runs[f"val_acc_{labels}"]).sort_values(["_neg", "run_id"], kind="stable").iloc[0]
+            setting = {k: run.get(k) for k in best}
+            retrained = bool(best) and all(_same(setting[k], v) for k, v in best.items())
+            rows.append({"noise_rate": rate, "validation": labels, "setting": _setting(setting),
+                         "val_acc_clean": run["val_acc_clean"], "val_acc_noisy": run["val_acc_noisy"],
+                         "test_acc": run["test_acc"],
+                         "final_test_acc": fmt_mean_std(finals["test_acc"]) if retrained and "test_acc" in finals
+                         else MISSING})
+    return pd.DataFrame(rows) if rows else _empty(f"Study {data.name!r} holds no search runs.")
+
+
 def search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...], *,
                  failed: bool = False) -> tuple[pd.DataFrame, str]:
     """The finished (with `failed`: all) search runs at `noise_rate` with every `needed` column numeric, or a phrase
@@ -276,6 +303,14 @@ def _setting(best: dict[str, Any]) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (float, int, np.floating, np.integer)) else str(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two logged values are one setting's (numbers within float rounding)."""
+    try:
+        return bool(np.isclose(float(a), float(b)))
+    except (TypeError, ValueError):
+        return str(a) == str(b)
 
 
 def _empty(sentence: str) -> pd.DataFrame:
