@@ -124,3 +124,16 @@ def test_bad_own_data_stops_the_study_in_one_line(make, sets: list[str], fragmen
     assert code == 2, err
     assert_one_clear_line(err, fragments)
     assert out == "" and list(cwd.iterdir()) == [] and snapshot(aside) == before
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_config_error_raised_in_a_ray_task_reaches_the_driver_as_itself() -> None:
+    import ray
+
+    @ray.remote
+    def bad() -> None:
+        raise trainers.ConfigError("train.val_labels", "clean", "noisy or trusted")
+
+    with pytest.raises(trainers.ConfigError) as error:
+        ray.get(bad.remote())
+    assert error.value.field == "train.val_labels" and "'clean' is not allowed (noisy or trusted)" in str(error.value)
