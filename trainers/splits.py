@@ -4,6 +4,7 @@ small trusted probe set (k examples per class, before noise) held apart from bot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal, NamedTuple
 
 import numpy as np
@@ -11,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainers.datasets import Dataset
+from trainers.datasets import Dataset, default_data_root
 from trainers.errors import ConfigError
+from trainers.human_noise import HUMAN_NOISE_KINDS, human_noise
 from trainers.noise import corrupt_labels
 
 SplitMode = Literal["search", "final"]
@@ -96,12 +98,14 @@ def make_split(
     val_fraction: float = 0.2,
     probe_per_class: int = 0,
     seed: int = 0,
+    data_root: str | Path | None = None,
 ) -> Split:
     """Split `data` by the protocol: in "search" mode hold out a clean validation part; in "final" train on all.
 
     `probe_per_class` > 0 holds out that many examples of each class from the training part before the noise, with
     their true labels, as a trusted probe set (the meta methods' clean data, seed 003), class-interleaved
-    (`class_interleaved`); the rest is the noisy part.
+    (`class_interleaved`); the rest is the noisy part. A human noise kind (CIFAR-N) reads its labels from its file
+    under `data_root` (None: `default_data_root()`) and replaces the noisy part's labels only.
     """
     if split not in ("search", "final"):
         raise ConfigError("split", split, "one of: search, final")
@@ -122,6 +126,9 @@ def make_split(
         probe = probe[class_interleaved(data.train_y[probe])]
         probe_x, probe_y = data.train_x[probe], data.train_y[probe]
     true_y = data.train_y[keep]
-    noisy = corrupt_labels(true_y, noise_rate, noise, data.num_classes, seeds.noise)
+    if noise in HUMAN_NOISE_KINDS:
+        noisy = human_noise(noise, data, keep, default_data_root() if data_root is None else data_root, seeds.noise)
+    else:
+        noisy = corrupt_labels(true_y, noise_rate, noise, data.num_classes, seeds.noise)
     return Split(data.train_x[keep], noisy.labels, true_y, noisy.is_noisy, val_x, val_y,
                  data.test_x, data.test_y, data.num_classes, probe_x, probe_y)
