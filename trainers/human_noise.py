@@ -75,7 +75,7 @@ def load_label_file(path: Path, md5: str) -> dict[str, np.ndarray]:
     """The arrays of the CIFAR-N file at `path` once its md5 is `md5`; a one-line DataError where it is missing,
     tampered with or unreadable."""
     if not path.is_file():
-        raise DataError(f"missing file {path} (the CIFAR-N human labels: copy the release's file there, see the README)")
+        raise DataError(f"missing file {path} (the CIFAR-N human labels: copy the release's file there, see README)")
     actual = hashlib.md5(path.read_bytes()).hexdigest()
     if actual != md5:
         raise DataError(f"corrupt file {path} (md5 mismatch: {actual}, expected {md5})")

@@ -23,8 +23,9 @@ PWNED = Path("/tmp/cifar-n-test-pwned")
 def labels_only(name: str, train_y: torch.Tensor, num_classes: int) -> Dataset:
     """A stand-in data set with the given training labels whose 1×1×1 images are their indices (noise never looks at
     the images; a split's images say which examples it kept)."""
-    return Dataset(name, torch.arange(len(train_y), dtype=torch.float32).reshape(-1, 1, 1, 1), train_y, torch.zeros(num_classes, 1, 1, 1),
-                   torch.arange(num_classes), tuple(map(str, range(num_classes))), False)
+    images = torch.arange(len(train_y), dtype=torch.float32).reshape(-1, 1, 1, 1)
+    classes = tuple(map(str, range(num_classes)))
+    return Dataset(name, images, train_y, torch.zeros(num_classes, 1, 1, 1), torch.arange(num_classes), classes, False)
 
 
 def tampered_copy(source_root: Path, root: Path) -> None:
