@@ -114,9 +114,9 @@ def sample_from_matrix(labels: Tensor, matrix: Tensor, seed: int) -> NoisyLabels
     return NoisyLabels(noisy, noisy != labels)
 
 
-def human_noise(kind: str, data: Dataset, keep: Tensor, root: str | Path, seed: int) -> NoisyLabels:
-    """The labels of the training examples `keep` (indices into `data.train_y`) under `kind`: the human labels, or for
-    a control kind labels drawn from the human labels' transition matrix with `seed`."""
+def paired_labels(kind: str, data: Dataset, root: str | Path) -> tuple[Tensor, Tensor]:
+    """`human_labels(kind, root)` once the file's clean labels are `data`'s training labels, in order; a ConfigError
+    where `kind` does not fit `data`, a DataError naming the file where its labels are another data set's."""
     dataset = HUMAN_NOISE_DATASETS.get(kind)
     if dataset is None:
         raise ConfigError("noise", kind, "one of: " + ", ".join(HUMAN_NOISE_KINDS))
@@ -128,6 +128,13 @@ def human_noise(kind: str, data: Dataset, keep: Tensor, root: str | Path, seed: 
         detail = f"{int((clean != data.train_y).sum())} of {n} differ" if len(clean) == n else f"{len(clean)}, not {n}"
         raise DataError(f"mismatched file {label_path(dataset, root)} (its clean_label is not the {dataset} training "
                         f"labels in order: {detail})")
+    return clean, human
+
+
+def human_noise(kind: str, data: Dataset, keep: Tensor, root: str | Path, seed: int) -> NoisyLabels:
+    """The labels of the training examples `keep` (indices into `data.train_y`) under `kind`: the human labels, or for
+    a control kind labels drawn from the human labels' transition matrix with `seed`."""
+    clean, human = paired_labels(kind, data, root)
     true_y = data.train_y[keep]
     if kind in HUMAN_KINDS:
         return NoisyLabels(human[keep], human[keep] != true_y)
