@@ -28,6 +28,7 @@ from trainers.config import TrainConfig
 from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, paper_grid
 from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
 from trainers.errors import ConfigError
+from trainers.human_noise import HUMAN_NOISE_KINDS
 from trainers.losses import list_losses, loss_params, make_loss
 from trainers.noise import NOISE_KINDS
 
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 SEARCH_MODES = ("optuna", "grid")
+DEFAULT_RATES = (0.0, 0.2, 0.4, 0.6)
 DEFAULT_TRAIN = TrainConfig(dataset="digits", model="mlp", epochs=20, lr=0.01, batch_size=128)
 
 # TrainConfig fields the study sets per trial: a `train:` mapping may not set them (why, for each).
@@ -168,8 +170,9 @@ class StudyConfig:
     name: str = "digits-dm"  # MLflow experiment and storage folder name
     method: str = "dm"  # one of trainers.list_losses()
     method_params: Mapping[str, Any] | None = None  # fixed, not searched; the rest keep the method's defaults
-    noise: str = "symmetric"  # one of trainers.NOISE_KINDS
-    noise_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6)  # one search (and final retrains) per rate
+    noise: str = "symmetric"  # one of trainers.NOISE_KINDS, or of trainers.HUMAN_NOISE_KINDS (CIFAR-N: no rates)
+    noise_rates: tuple[float, ...] | None = None  # one search (and final retrains) per rate; None: DEFAULT_RATES, or
+    # for a human noise kind [0] (its one label set, whose rate is the file's)
     train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)  # the study sets STUDY_SET's fields per trial
     search: SearchConfig = field(default_factory=SearchConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
@@ -185,8 +188,8 @@ class StudyConfig:
         _one_of("method", self.method, tuple(list_losses()))
         params = {} if self.method_params is None else self.method_params
         object.__setattr__(self, "method_params", _method_params(self.method, params))
-        _one_of("noise", self.noise, NOISE_KINDS)
-        object.__setattr__(self, "noise_rates", _noise_rates(self.noise_rates))
+        _one_of("noise", self.noise, NOISE_KINDS + HUMAN_NOISE_KINDS)
+        object.__setattr__(self, "noise_rates", _noise_rates(self.noise_rates, self.noise))
         for name, kind in (("train", TrainConfig), ("search", SearchConfig), ("final", FinalConfig),
                            ("resources", ResourcesConfig)):
             _check(name, getattr(self, name), isinstance(getattr(self, name), kind), f"a {kind.__name__}")
@@ -376,7 +379,13 @@ def _check_grid(method: str, method_params: Mapping[str, Any], train: TrainConfi
             raise ConfigError(f"search.grid.{name}", error.value, error.allowed) from None
 
 
-def _noise_rates(rates: Any) -> tuple[float, ...]:
+def _noise_rates(rates: Any, noise: str) -> tuple[float, ...]:
+    if noise in HUMAN_NOISE_KINDS:
+        _check("noise_rates", rates, rates is None or _plain(rates) in ([0], [0.0]),
+               f"none: omit it ({noise} is one label set, its rate the file's)")
+        return (0.0,)
+    if rates is None:
+        return DEFAULT_RATES
     _check("noise_rates", rates, isinstance(rates, (list, tuple)), "a list of noise rates in [0, 1), e.g. [0.2, 0.4]")
     _check("noise_rates", rates, len(rates) > 0, "at least one noise rate in [0, 1)")
     seen: list[float] = []
@@ -411,9 +420,10 @@ def _ranges(ranges: Any) -> dict[str | float, dict[str, tuple[float, float]]]:
 
 
 def _defaults() -> dict[str, Any]:
-    """The embedded default, less its method_params: those follow the method a file or --set chooses."""
+    """The embedded default, less its method_params and noise_rates: those follow the method and the noise kind a file
+    or --set chooses."""
     defaults = StudyConfig().to_dict()
-    del defaults["method_params"]
+    del defaults["method_params"], defaults["noise_rates"]
     return defaults
 
 

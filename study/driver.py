@@ -31,10 +31,11 @@ from study.retries import retrying_crashes_only
 from study.tracking import PARENT_TAG, TRIAL_TAG, ByNoiseRate, MlflowTracker, client_for
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, StorageError, cached_dataset, train_trial
-from trainers import Dataset
+from trainers import Dataset, default_data_root
 from trainers.datasets import is_own_data
 from trainers.splits import check_val_labels
 from trainers.errors import ConfigError, DataError
+from trainers.human_noise import HUMAN_NOISE_KINDS, paired_labels
 
 STATE_FILE = "study.json"
 METRIC = "val_acc"
@@ -123,14 +124,19 @@ def check_data(config: StudyConfig, *, download: bool = False) -> None:
     Nothing is fetched from the network unless `download` (`study run --download`); the trials then find the files.
     """
     root = config.train.data_root
+    where = "train.data_root" + ("" if root is not None else " (unset: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
     try:
-        study_data(config, download=download)  # kept: run_study hands it to the trials
+        data = study_data(config, download=download)  # kept: run_study hands it to the trials
     except DataError as error:
         if is_own_data(config.train.dataset):
             raise DataError(f"train.dataset: {error}") from None
-        where = "train.data_root" + ("" if root is not None else " (unset: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
         fetch = "" if download else "; or let `study run --download` fetch them"
         raise DataError(f"{where}: {error}{fetch}") from None
+    if config.noise in HUMAN_NOISE_KINDS:
+        try:
+            paired_labels(config.noise, data, default_data_root() if root is None else root)
+        except DataError as error:
+            raise DataError(f"{where}: {error}") from None
 
 
 def study_data(config: StudyConfig, *, download: bool = False) -> Dataset:

@@ -48,6 +48,20 @@ def cifar10_root(data_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cifar_n_root(data_root: Path) -> Path:
+    """`data_root` holding the two CIFAR-N label files in CIFAR-N/."""
+    source = shared_data_dir() / "CIFAR-N"
+    files = sorted(source.glob("CIFAR-*_human.pt"))
+    if len(files) < 2:
+        pytest.skip(f"CIFAR-N label files absent from {source}")
+    folder = data_root / "CIFAR-N"
+    folder.mkdir(exist_ok=True)
+    for file in files:
+        shutil.copyfile(file, folder / file.name)
+    return data_root
+
+
+@pytest.fixture(scope="session")
 def shared_data_root(fashion_root: Path, cifar10_root: Path) -> Path:
     """A data root holding both Fashion-MNIST and CIFAR-10 (skips where either is absent)."""
     return fashion_root

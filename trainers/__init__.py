@@ -10,6 +10,7 @@ from trainers.config import TrainConfig
 from trainers.datasets import Dataset, default_data_root, list_datasets, load_dataset, register_dataset
 from trainers.emphasis import Emphasis, dm_weight, emphasis_variance, list_emphases, make_emphasis
 from trainers.errors import ConfigError, DataError
+from trainers.human_noise import HUMAN_NOISE_KINDS
 from trainers.losses import EmphasisLoss, GradSimLoss, WeightedCE, list_losses, loss_params, make_loss, register_loss
 from trainers.models import Classifier, create_model, list_models, register_model
 from trainers.noise import NOISE_KINDS, NoisyLabels, corrupt_labels
@@ -17,6 +18,7 @@ from trainers.splits import Split, make_split, stratified_split
 from trainers.training import Metrics, Trainer, train
 
 __all__ = [
+    "HUMAN_NOISE_KINDS",
     "NOISE_KINDS",
     "Classifier",
     "ConfigError",

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from trainers.config import TrainConfig
 from trainers.datasets import list_datasets, load_dataset
 from trainers.errors import ConfigError, DataError
+from trainers.human_noise import HUMAN_NOISE_KINDS
 from trainers.losses import list_losses, loss_params
 from trainers.models import list_models
 from trainers.noise import NOISE_KINDS
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(flag, dest=name, type=_number if kind == "number" else kind, default=None, help=what)
     p.add_argument("--noise", default=f"{d.noise}:{d.noise_rate}", metavar="KIND:RATE",
                    help=f"label noise, KIND one of: {', '.join(NOISE_KINDS)}; RATE in [0, 1) (default symmetric:0; "
-                        "given: the labels as given, no rate)")
+                        "given: the labels as given, no rate); or a human kind, without a rate (CIFAR-N, see the "
+                        f"README): {', '.join(HUMAN_NOISE_KINDS)}")
     p.add_argument("--probe-per-class", type=int, default=None,
                    help="trusted examples per class held out before the noise (default: 10 for l2r and ieg, else 0)")
     p.add_argument("--val-labels", default=d.val_labels,
@@ -104,13 +106,24 @@ def _number(text: str) -> int | float:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _noise(text: str) -> tuple[str, float]:
+    """(kind, rate) of `--noise`: KIND:RATE for a synthetic kind, a human kind or `given` alone."""
+    kind, colon, rate = text.partition(":")
+    if kind in HUMAN_NOISE_KINDS:
+        if colon:
+            raise ConfigError("--noise", text, f"{kind} without a rate: it takes its rate from its CIFAR-N file")
+        return kind, 0.0
+    if kind in NOISE_KINDS and not colon and kind != "given":
+        raise ConfigError("--noise", text, f"KIND:RATE: {kind} needs a rate, e.g. {kind}:0.4")
+    try:
+        return kind, float(rate or 0)
+    except ValueError:
+        raise ConfigError("--noise", text, "KIND:RATE with RATE a number, e.g. symmetric:0.4") from None
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the parsed flags describe (validated)."""
-    kind, _, rate = args.noise.partition(":")
-    try:
-        noise_rate = float(rate or 0)
-    except ValueError:
-        raise ConfigError("--noise", args.noise, "KIND:RATE with RATE a number, e.g. symmetric:0.4") from None
+    kind, noise_rate = _noise(args.noise)
     try:
         milestones = tuple(float(m) for m in args.milestones.split(",") if m.strip())
     except ValueError:

@@ -9,6 +9,7 @@ from typing import Any, Literal, Mapping
 
 from trainers.datasets import is_own_data, list_datasets
 from trainers.errors import ConfigError
+from trainers.human_noise import HUMAN_NOISE_DATASETS, HUMAN_NOISE_KINDS
 from trainers.losses import make_loss
 from trainers.models import list_models
 from trainers.noise import NOISE_KINDS
@@ -20,7 +21,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("constant", "multistep", "exponential", "cosine"),
     "schedule_unit": ("epoch", "iteration"),
     "device": ("auto", "cpu", "cuda"),
-    "noise": NOISE_KINDS,
+    "noise": NOISE_KINDS + HUMAN_NOISE_KINDS,
     "val_labels": VAL_LABELS,
 }
 
@@ -38,7 +39,7 @@ class TrainConfig:
     method_params: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"lam": 1.0, "beta": 8.0}
     # noise and split
     noise: str = "symmetric"
-    noise_rate: float = 0.0                # share of training labels corrupted, in [0, 1)
+    noise_rate: float = 0.0                # share of training labels corrupted, in [0, 1) (a human kind: 0, unused)
     split: Literal["search", "final"] = "search"  # search: 80% noisy train, 20% clean validation
     val_fraction: float = 0.2
     val_labels: Literal["clean", "noisy", "trusted"] = "clean"  # the validation part's labels: true, noisy (as the
@@ -102,12 +103,14 @@ class TrainConfig:
         _check("probe_per_class", probe, probe is None or _int(probe) and probe >= 0, "an integer ≥ 0, or None")
         _check("probe_per_class", probe, probe != 0 or "probe" not in getattr(loss, "needs", ()),
                f"an integer ≥ 1, or None for {PROBE_PER_CLASS}: {self.method} learns from a trusted probe set")
-        needed = {"asym-cifar10": "cifar10", "asym-cifar100": "cifar100"}.get(self.noise)
+        needed = {"asym-cifar10": "cifar10", "asym-cifar100": "cifar100", **HUMAN_NOISE_DATASETS}.get(self.noise)
         if needed and self.dataset != needed:
             raise ConfigError("noise", self.noise, f"fits only the data set {needed}, not {self.dataset}")
         _check("noise_rate", self.noise_rate, 0 <= self.noise_rate < 1, "a number in [0, 1)")
         _check("noise_rate", self.noise_rate, self.noise != "given" or self.noise_rate == 0,
                "0: noise 'given' keeps the labels as given and adds none")
+        _check("noise_rate", self.noise_rate, self.noise not in HUMAN_NOISE_KINDS or self.noise_rate == 0,
+               f"0 or unset: {self.noise} takes its labels, and so its rate, from its CIFAR-N file")
         _check("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "a number in (0, 1)")
         _check("dropout", self.dropout, 0 <= self.dropout < 1, "a number in [0, 1)")
         _check("lr", self.lr, self.lr > 0, "a number > 0")

@@ -5,6 +5,7 @@ before noise) held apart from both."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal, NamedTuple
 
 import numpy as np
@@ -12,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainers.datasets import Dataset
+from trainers.datasets import Dataset, default_data_root
 from trainers.errors import ConfigError
+from trainers.human_noise import HUMAN_NOISE_KINDS, human_noise
 from trainers.noise import corrupt_labels
 
 SplitMode = Literal["search", "final"]
@@ -104,6 +106,7 @@ def make_split(
     probe_per_class: int = 0,
     seed: int = 0,
     val_labels: ValLabels = "clean",
+    data_root: str | Path | None = None,
 ) -> Split:
     """Split `data` by the protocol: in "search" mode hold out a clean validation part; in "final" train on all.
 
@@ -111,6 +114,7 @@ def make_split(
     their true labels, as a trusted probe set (the meta methods' clean data, seed 003), class-interleaved
     (`class_interleaved`); the rest is the noisy part. `val_labels`: the validation part keeps its true labels
     ("clean"), takes noise as the training part does ("noisy"), or is the data set's trusted examples ("trusted").
+    A human noise kind (CIFAR-N) reads its labels from its file under `data_root` (None: `default_data_root()`).
     """
     if split not in ("search", "final"):
         raise ConfigError("split", split, "one of: search, final")
@@ -123,6 +127,14 @@ def make_split(
     if true is None and probe_per_class > 0:
         raise ConfigError("probe_per_class", probe_per_class, f"0: {data.name} has no true labels for a probe set")
     seeds = derive_seeds(seed)
+    root = default_data_root() if data_root is None else data_root
+
+    def noisy_labels(indices: Tensor, noise_seed: int) -> Tensor:
+        """The noisy labels of the training examples `indices`: the human ones, or noise drawn on the given ones."""
+        if noise in HUMAN_NOISE_KINDS:
+            return human_noise(noise, data, indices, root, noise_seed).labels
+        return corrupt_labels(data.train_y[indices], noise_rate, noise, data.num_classes, noise_seed).labels
+
     val_x = val_y = val_clean_y = val_noisy_y = None
     if split == "search":
         if val_labels == "trusted":
@@ -132,7 +144,7 @@ def make_split(
             keep, held = stratified_split(data.train_y, val_fraction, seeds.split)
         given = data.train_y[held]
         val_x, val_clean_y = data.train_x[held], None if true is None else true[held]
-        val_noisy_y = corrupt_labels(given, noise_rate, noise, data.num_classes, seeds.noise ^ VAL_NOISE_SALT).labels
+        val_noisy_y = noisy_labels(held, seeds.noise ^ VAL_NOISE_SALT)
         val_y = {"clean": val_clean_y, "noisy": val_noisy_y, "trusted": given}[val_labels]
     else:
         keep = torch.arange(len(data.train_y))
@@ -143,7 +155,7 @@ def make_split(
         probe = probe[class_interleaved(data.train_y[probe])]
         probe_x, probe_y = data.train_x[probe], true[probe]
     true_y = None if true is None else true[keep]
-    noisy = corrupt_labels(data.train_y[keep], noise_rate, noise, data.num_classes, seeds.noise).labels
+    noisy = noisy_labels(keep, seeds.noise)
     return Split(data.train_x[keep], noisy, true_y, None if true_y is None else noisy != true_y, val_x, val_y,
                  data.test_x, data.test_y, data.num_classes, probe_x, probe_y, val_clean_y, val_noisy_y)
 

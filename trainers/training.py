@@ -56,7 +56,7 @@ class Trainer:
         data = data if data is not None else load_dataset(config.dataset, config.data_root)
         split = make_split(data, noise=config.noise, noise_rate=config.noise_rate, split=config.split,
                            val_fraction=config.val_fraction, probe_per_class=config.resolved_probe_per_class(),
-                           seed=config.seed, val_labels=config.val_labels)
+                           seed=config.seed, val_labels=config.val_labels, data_root=config.data_root)
         seeds = derive_seeds(config.seed)
         dev = self.device
         self.train_x, self.train_y = split.train_x.to(dev), split.train_y.to(dev)

@@ -61,6 +61,22 @@ def corrupt_cifar_batch(aside: Path, request: pytest.FixtureRequest) -> list[str
             "--set", f"train.data_root={folder.parent}"]
 
 
+def cifar_n_file(fault: str) -> Make:
+    """A data root with the real CIFAR-10 files (links) and CIFAR-N's CIFAR-10 file absent or with one byte flipped."""
+    def make(aside: Path, request: pytest.FixtureRequest) -> list[str]:
+        root = aside / "noisy-data"
+        (root / "CIFAR-N").mkdir(parents=True)
+        (root / "cifar-10-batches-py").symlink_to(request.getfixturevalue("cifar10_root") / "cifar-10-batches-py")
+        if fault == "md5":
+            data = bytearray((request.getfixturevalue("cifar_n_root") / "CIFAR-N" / "CIFAR-10_human.pt").read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            (root / "CIFAR-N" / "CIFAR-10_human.pt").write_bytes(data)
+        return ["run", "--set", "train.dataset=cifar10", "--set", "train.model=lenet", "--set", "noise=cifar10n-worst",
+                "--set", f"train.data_root={root}"]
+
+    return make
+
+
 def storage_a_file(aside: Path, request: pytest.FixtureRequest) -> list[str]:
     (aside / "file").write_text("not a folder")
     return ["run", "--storage", str(aside / "file")]
@@ -105,6 +121,16 @@ CASES: list[tuple[str, Make, tuple[str, ...]]] = [
     ("unknown-noise-kind", run_set("noise=gaussian"), ("error: noise: 'gaussian' is not allowed", "one of: ", "pair")),
     ("noise-kind-misfit", run_set("noise=asym-cifar10"),
      ("error: noise: 'asym-cifar10' is not allowed", "fits only the data set cifar10, not digits")),
+    ("human-noise-misfit", run_set("noise=cifar10n-worst"),
+     ("error: noise: 'cifar10n-worst' is not allowed", "fits only the data set cifar10, not digits")),
+    ("human-noise-other-data-set", run_set("train.dataset=cifar10", "train.model=lenet", "noise=cifar100n-synthetic"),
+     ("error: noise: 'cifar100n-synthetic' is not allowed", "fits only the data set cifar100, not cifar10")),
+    ("human-noise-with-a-rate", run_set("train.dataset=cifar10", "noise=cifar10n-aggre", "noise_rates=[0.4]"),
+     ("error: noise_rates: [0.4] is not allowed", "none: omit it")),
+    ("cifar-n-file-missing", cifar_n_file("missing"),
+     ("error: train.data_root: missing file {aside}/noisy-data/CIFAR-N/CIFAR-10_human.pt",)),
+    ("cifar-n-file-md5-mismatch", cifar_n_file("md5"),
+     ("error: train.data_root: corrupt file {aside}/noisy-data/CIFAR-N/CIFAR-10_human.pt (md5 mismatch",)),
     ("batch-size-zero", run_set("train.batch_size=0"), ("error: train.batch_size: 0 is not allowed", "an integer > 0")),
     ("batch-size-negative", run_set("train.batch_size=-8"),
      ("error: train.batch_size: -8 is not allowed", "an integer > 0")),

@@ -228,7 +228,7 @@ BAD = [
     (None, ("=3",), "--set", "'=3'"),
     (None, ("search.num_samples=[1",), "--set", "[1"),
     (None, ("search.num_samples=0",), "search.num_samples", "0"),
-    (None, ("noise_rates.x=1",), "--set", "noise_rates"),
+    (None, ("noise_rates.x=1",), "noise_rates", "noise_rates"),  # no default list to descend into
     (None, ("serach.num_samples=4",), "serach", "did you mean 'search'"),
     (None, ("search.asha={}", "search.asha.reduction_factor=0.5"), "search.asha.reduction_factor", "0.5"),
 ]
@@ -321,3 +321,13 @@ def test_a_grid_of_another_methods_parameters_is_every_combination() -> None:
     table7 = load_study_config(None, ["method=ieg", "search.mode=grid", "search.grid=ieg-table7"])
     assert table7.search.grid_cells() == paper_grid("ieg-table7") and len(paper_grid("ieg-table7")) == 8
 
+
+
+def test_a_human_noise_kind_is_one_label_set_without_rates() -> None:
+    config = load_study_config(None, ["noise=cifar10n-worst", "train.dataset=cifar10", "train.model=lenet"])
+    assert config.noise_rates == (0.0,)
+    assert study_config_from_dict(config.to_dict()) == config  # a saved study reads back
+    assert load_study_config(None, ["noise=pair"]).noise_rates == (0.0, 0.2, 0.4, 0.6)
+    with pytest.raises(ConfigError) as error:
+        load_study_config(None, ["noise=cifar10n-worst", "train.dataset=cifar10", "noise_rates=[0.0, 0.4]"])
+    assert error.value.field == "noise_rates"
