@@ -121,7 +121,7 @@ def make_split(
         keep, probe = keep[rest], keep[probe]
         probe = probe[class_interleaved(data.train_y[probe])]
         probe_x, probe_y = data.train_x[probe], data.train_y[probe]
-    true_y = data.train_y[keep]
-    noisy = corrupt_labels(true_y, noise_rate, noise, data.num_classes, seeds.noise)
-    return Split(data.train_x[keep], noisy.labels, true_y, noisy.is_noisy, val_x, val_y,
+    train_x, true_y = data.train_x[keep], data.train_y[keep]
+    noisy = corrupt_labels(true_y, noise_rate, noise, data.num_classes, seeds.noise, inputs=train_x)
+    return Split(train_x, noisy.labels, true_y, noisy.is_noisy, val_x, val_y,
                  data.test_x, data.test_y, data.num_classes, probe_x, probe_y)

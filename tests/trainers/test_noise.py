@@ -21,8 +21,8 @@ def balanced() -> torch.Tensor:
     return torch.arange(N) % C
 
 
-def test_noise_kinds_are_the_documented_five() -> None:
-    assert trainers.NOISE_KINDS == ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100")
+def test_noise_kinds_are_the_documented_six() -> None:
+    assert trainers.NOISE_KINDS == ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100", "instance")
 
 
 @pytest.mark.parametrize("kind", ["symmetric", "pair"])
