@@ -7,7 +7,7 @@ fixed file names, a fixed order and no time stamps or software versions in the f
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ BASELINES: tuple[tuple[str, dict[str, float], str], ...] = (
 def make_figures(data: StudyData, out: Path) -> list[Figure]:
     """Write the study's figures into `out` as PNG (dpi 150) and PDF; (PNG path, caption) per figure drawn.
 
-    Order: grid_<rate> per noise rate, weighting_curves, dynamics, mode_vs_noise, p_clean_noisy.
+    Order: grid_<rate> per noise rate, weighting_curves, dynamics, mode_vs_noise, p_clean_noisy, noise_detection, then
+    the search figures.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -278,11 +279,17 @@ def p_curves(data: StudyData) -> tuple[float, list[tuple[str, StudyData, pd.Seri
         drawn = [(method, data, own)]
         for other in ("dm", "cce"):
             if other != method:
-                found = [(other, study, trial) for study in comparable_studies(data)
-                         if (trial := _best_of(study, rate, other)) is not None and _has_p(study, trial)]
-                drawn += found[:1]
+                drawn += _best_elsewhere(data, rate, other, _has_p)
         return rate, drawn
     return None
+
+
+def _best_elsewhere(data: StudyData, rate: float, method: str,
+                    usable: Callable[[StudyData, pd.Series], bool]) -> list[tuple[str, StudyData, pd.Series]]:
+    """[(method, study, trial)] for the first study comparable to `data` (itself included) whose best search trial of
+    `method` at `rate` is `usable`; [] where none is."""
+    found = ((study, _best_of(study, rate, method)) for study in comparable_studies(data))
+    return next(([(method, study, trial)] for study, trial in found if trial is not None and usable(study, trial)), [])
 
 
 def _study_method(data: StudyData) -> str:
@@ -302,8 +309,16 @@ def _best_of(data: StudyData, rate: float, method: str) -> pd.Series | None:
 
 
 def _has_p(data: StudyData, trial: pd.Series) -> bool:
+    return _has_any(data, trial, ("p_clean", "p_noisy"))
+
+
+def _has_auroc(data: StudyData, trial: pd.Series) -> bool:
+    return _has_any(data, trial, [key for key, _, _ in _AUROCS])
+
+
+def _has_any(data: StudyData, trial: pd.Series, keys: Sequence[str]) -> bool:
     history = run_history(data, trial["run_id"])
-    return "epoch" in history.columns and (has(history, "p_clean") or has(history, "p_noisy"))
+    return "epoch" in history.columns and any(has(history, key) for key in keys)
 
 
 def _p_clean_noisy_figure(data: StudyData) -> Drawn:
@@ -340,6 +355,57 @@ def _p_clean_noisy_figure(data: StudyData) -> Drawn:
     return fig, caption
 
 
+def detection_curves(data: StudyData) -> list[tuple[float, list[tuple[str, StudyData, pd.Series]]]]:
+    """What `noise_detection` draws: per noise rate at which this study's best search trial logged a detection AUROC,
+    (rate, [(method, study, trial)]) with that trial first, then the best CCE trial at that rate from a comparable
+    study in its store (reports._compare) where this study is not of CCE and one logged them."""
+    method = _study_method(data)
+    curves = []
+    for rate in noise_rates(data):
+        own = _best_of(data, rate, method)
+        if own is not None and _has_auroc(data, own):
+            curves.append((rate, [(method, data, own)] + (_best_elsewhere(data, rate, "cce", _has_auroc)
+                                                             if method != "cce" else [])))
+    return curves
+
+
+_AUROCS = (("noise_auroc_p", "by 1 − $p_i$", "o"), ("noise_auroc_weight", "by the latest weight", "x"))
+
+
+def _detection_figure(data: StudyData) -> Drawn:
+    curves = detection_curves(data)
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 2.6, 3.4), sharey=True, squeeze=False)
+    labels: dict[str, None] = {}  # in order of first appearance
+    for ax, (rate, drawn) in zip(axes[0], curves):
+        for (method, study, trial), style in zip(drawn, ("-", "--")):
+            history = run_history(study, trial["run_id"])
+            label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
+            labels[label] = None
+            for (key, kind, marker), colour in zip(_AUROCS, (OKABE_ITO[4], OKABE_ITO[5])):
+                if has(history, key):
+                    part = history.dropna(subset=[key, "epoch"])
+                    ax.plot(part["epoch"], part[key], ls=style, marker=marker, ms=7, mfc="none", mew=1.6,
+                            color=colour, label=f"{label}: {kind}")
+        ax.axhline(0.5, color="#777777", lw=1, ls=":")
+        ax.set_ylim(0, 1)
+        _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
+        ax.set_title(f"Noise {pct_label(rate)}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("AUROC at finding the\nmislabelled examples")
+    found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines() if not h.get_label().startswith("_")}
+    fig.legend(list(found.values()), list(found), frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    cce = any(method == "cce" for _, drawn in curves for method, _, _ in drawn)
+    gap = "" if cce else "; no comparable study in this MLflow store has a CCE trial that logged them"
+    caption = (f"AUROC at telling the mislabelled training examples from the intact ones by 1 − p_i (blue, circles) "
+               f"and by each example's most recent weight ‖∂L/∂z_i‖₁ (vermilion, crosses) per epoch at each noise "
+               f"rate (dotted: chance): {'; '.join(labels)}; each the best search trial by validation accuracy "
+               f"(other studies named in brackets{gap}).")
+    return fig, caption
+
+
 def _method_label(method: str, trial: pd.Series) -> str:
     if method == "dm":
         return f"DM λ={fmt(trial.get('lam'))}, β={fmt(trial.get('beta'))}"
@@ -351,6 +417,7 @@ _FIGURES: tuple[tuple[str, Callable[[StudyData], Any]], ...] = (
     ("dynamics", _dynamics_figure),
     ("mode_vs_noise", _mode_figure),
     ("p_clean_noisy", _p_clean_noisy_figure),
+    ("noise_detection", _detection_figure),
 )
 
 

@@ -25,7 +25,8 @@ PACKAGES = ("torch", "ray", "optuna", "mlflow")
 FIRST = ("lam", "beta", "psi", "rho")  # searched parameters shown first, in this order
 FIGURE_TITLES = {"weighting_curves": "Weighting curves w(p)", "dynamics": "Learning dynamics",
                  "mode_vs_noise": "Emphasis mode against noise rate",
-                 "p_clean_noisy": "p_i of clean and noisy examples", "search_lam_beta": "The sampled λ and β",
+                 "p_clean_noisy": "p_i of clean and noisy examples", "noise_detection": "Noise detection (AUROC)",
+                 "search_lam_beta": "The sampled λ and β",
                  "search_history": "Optimisation history", "param_importances": "Parameter importances, drawn"}
 
 

@@ -18,8 +18,8 @@ from trainers.models import list_models
 from trainers.noise import NOISE_KINDS
 from trainers.training import Metrics, Trainer
 
-SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "emphasis_var",
-         "weight_clean", "weight_noisy", "relabel_clean", "relabel_noisy")
+SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "noise_auroc_p",
+         "noise_auroc_weight", "emphasis_var", "weight_clean", "weight_noisy", "relabel_clean", "relabel_noisy")
 # Flags that set a method's hyperparameter; the method must have it (see --help for each method's list).
 METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": float, "eta": float,
                 "epsilon": float, "normalize": str, "eps": float, "a": float, "k": "number", "within_class": bool,

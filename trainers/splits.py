@@ -133,7 +133,8 @@ def make_split(
         """The noisy labels of the training examples `indices`: the human ones, or noise drawn on the given ones."""
         if noise in HUMAN_NOISE_KINDS:
             return human_noise(noise, data, indices, root, noise_seed).labels
-        return corrupt_labels(data.train_y[indices], noise_rate, noise, data.num_classes, noise_seed).labels
+        return corrupt_labels(data.train_y[indices], noise_rate, noise, data.num_classes, noise_seed,
+                              inputs=data.train_x[indices]).labels
 
     val_x = val_y = val_clean_y = val_noisy_y = None
     if split == "search":

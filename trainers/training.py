@@ -12,6 +12,7 @@ from torch import Tensor
 from trainers.augment import crop_flip
 from trainers.config import TrainConfig
 from trainers.datasets import Dataset, load_dataset
+from trainers.detection import detection_aurocs
 from trainers.emphasis import emphasis_variance
 from trainers.ema import WeightAverage
 from trainers.errors import ConfigError
@@ -99,6 +100,7 @@ class Trainer:
         self._perm, self._pos = torch.empty(0, dtype=torch.long), 0
         # per-step sums (SUMS); for a WeightedCE or a ProbeMethod, the noisy at either end of the ranking too
         self._sums = torch.zeros(len(SUMS) + 2 * self._ranks, device=dev)
+        self._last_weight = torch.full((n,), math.nan, device=dev)  # each example's latest ‖∂L/∂z_i‖₁ (NaN: unseen)
         self._clock = time.perf_counter()
         self.info = {"noise_rate_realised": split.noise_rate, "train_size": n,
                      "val_size": 0 if self.val is None else len(self.val[1]), "test_size": len(self.test[1]),
@@ -153,6 +155,7 @@ class Trainer:
             self.ema.update(self.model, self.step + 1)
         with torch.no_grad():
             norms = logits.grad.float().abs().sum(1)  # ‖∂L/∂z_i‖₁: the weight each example had in this step
+            self._last_weight[idx] = norms
             share = norms / norms.mean().clamp_min(torch.finfo(norms.dtype).tiny)
             var, var_scaled = emphasis_variance(self._paper_weights(norms))
             sums = [torch.stack([loss.detach().float(), var, var_scaled, share[noisy].sum(), share.sum(),
@@ -209,6 +212,7 @@ class Trainer:
             "noisy_fit_acc": _mean((pred == self.train_y)[noisy]),
             "p_clean": _mean(p_given[clean]),
             "p_noisy": _mean(p_given[noisy]),
+            **detection_aurocs(p_given, self._last_weight, noisy),
         }
         if self._runs_model:
             metrics.update(self.loss_fn.epoch_metrics())
@@ -243,6 +247,7 @@ class Trainer:
             "perm": self._perm,
             "pos": self._pos,
             "sums": self._sums,
+            "last_weight": self._last_weight,
             "order_rng": self._order.get_state(),
             "aug_rng": self._aug.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -258,6 +263,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self._perm, self._pos = state["step"], state["perm"], state["pos"]
         self._sums = state["sums"].to(self.device)
+        self._last_weight = state.get("last_weight", self._last_weight).to(self.device)
         self._order.set_state(state["order_rng"])
         self._aug.set_state(state["aug_rng"])
         torch.set_rng_state(state["torch_rng"])

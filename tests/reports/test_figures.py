@@ -9,9 +9,10 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from reports import StudyData, load_study
-from reports._figures import curve_settings, make_figures, mode_points, normalised_curve, p_curves
+from reports._figures import curve_settings, detection_curves, make_figures, mode_points, normalised_curve, p_curves
 from reports._tables import grid_means
 
 
@@ -29,7 +30,7 @@ def figures(data, tmp_path_factory: pytest.TempPathFactory):
 def test_every_figure_is_written_with_real_content(figures) -> None:
     names = [png.stem for png, _ in figures]
     assert names == ["grid_0", "grid_0.4", "weighting_curves", "dynamics", "mode_vs_noise", "p_clean_noisy",
-                     "search_history", "param_importances"]
+                     "noise_detection", "search_history", "param_importances"]
     for png, caption in figures:
         assert png.suffix == ".png" and png.stat().st_size > 10_000
         assert png.with_suffix(".pdf").stat().st_size > 1_000
@@ -86,6 +87,23 @@ def test_p_clean_noisy_says_no_cce_is_at_hand_in_a_store_without_one(data, figur
     assert rate == 0.4 and [(method, study.name) for method, study, _ in drawn] == [("dm", "rep")]
     caption = dict((png.stem, caption) for png, caption in figures)["p_clean_noisy"]
     assert "no study in this MLflow store has a CCE trial at this rate" in caption
+
+
+def test_noise_detection_draws_the_best_trials_logged_aurocs_where_there_is_noise(data, figures) -> None:
+    """Only the noisy rate (at rate 0 the trainer logs no AUROC), the rate's best trial, its AUROCs as MLflow holds
+    them per step."""
+    [(rate, drawn)] = detection_curves(data)
+    best = data.trials[(data.trials["stage"] == "search") & (data.trials["noise_rate"] == 0.4)]
+    best = best.sort_values(["val_acc", "run_id"], ascending=[False, True]).iloc[0]
+    assert rate == 0.4 and [(method, study.name, trial["val_acc"]) for method, study, trial in drawn] == [
+        ("dm", "rep", best["val_acc"])]
+    history = data.history(drawn[0][2]["run_id"])
+    for key in ("noise_auroc_p", "noise_auroc_weight"):
+        points = MlflowClient(data.tracking_uri).get_metric_history(drawn[0][2]["run_id"], key)
+        assert points and history[key].dropna().tolist() == [p.value for p in sorted(points, key=lambda p: p.step)]
+        assert all(0 <= p.value <= 1 for p in points)
+    caption = dict((png.stem, caption) for png, caption in figures)["noise_detection"]
+    assert "no comparable study in this MLflow store has a CCE trial" in caption
 
 
 def test_normalised_curve_of_cce_is_two_times_one_minus_p() -> None:

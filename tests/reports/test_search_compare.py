@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from reports import load_study
 from reports._compare import comparable_studies, comparison_table, published_comparison
-from reports._figures import make_figures, p_curves
+from reports._figures import detection_curves, make_figures, p_curves
 from reports._published import PUBLISHED
 from reports._search import importance_table, importances, search_study
 from reports._tables import ablation_grid, emphasis_mode_table, search_trials_table
@@ -98,6 +98,11 @@ def test_p_clean_noisy_sets_the_best_cce_trial_beside_the_best_dm_from_the_other
     rate, drawn = p_curves(load_study(uri, "cce1"))  # a CCE study draws the best DM of the store beside its own
     assert [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
         ("cce", "cce1", best("cce1")), ("dm", "free", best("free"))]
+    [(rate, drawn)] = detection_curves(free)  # the noise-detection AUROCs: CCE's beside the study's own
+    assert rate == RATE and [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
+        ("dm", "free", best("free")), ("cce", "cce1", best("cce1"))]
+    [(_, drawn)] = detection_curves(load_study(uri, "cce1"))  # a CCE study draws its own only
+    assert [(method, study.name) for method, study, _ in drawn] == [("cce", "cce1")]
 
 
 def test_the_comparison_table_holds_each_study_s_final_test_accuracy(free_store, free) -> None:

@@ -21,8 +21,9 @@ def balanced() -> torch.Tensor:
     return torch.arange(N) % C
 
 
-def test_noise_kinds_are_the_documented_five() -> None:
-    assert trainers.NOISE_KINDS == ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100", "given")
+def test_noise_kinds_are_the_documented_seven() -> None:
+    assert trainers.NOISE_KINDS == ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100", "instance",
+                                    "given")
 
 
 @pytest.mark.parametrize("kind", ["symmetric", "pair"])
