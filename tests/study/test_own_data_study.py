@@ -74,9 +74,11 @@ def test_an_image_folder_with_trusted_examples_runs_a_study(tmp_path: Path) -> N
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_a_data_set_registered_from_python_reaches_the_trials(tmp_path: Path) -> None:
+def test_a_data_set_registered_from_python_reaches_the_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray's worker processes never see the driver's registration: the data set handed to them must do."""
     arrays = own_arrays(seed=3)
+    registry = trainers.datasets.DATASETS  # the registration is undone after the test, for the tests that list it
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
 
     @trainers.register_dataset("registered_in_the_driver")
     def _registered(root: Path, download: bool) -> trainers.Dataset:
