@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from reports._load import StudyData, load_study
 from reports._published import published_for, published_setups
-from reports._tables import MISSING, final_runs, fmt_mean_std, noise_rates
+from reports._tables import MISSING, final_runs, fmt_mean_std, noise_label, noise_rates, rate_cell
 
 
 def setup(data: StudyData) -> tuple[str, str, str]:
@@ -46,15 +46,17 @@ def _comparable(data: StudyData) -> list[StudyData]:
 
 
 def comparison_table(studies: list[StudyData]) -> pd.DataFrame:
-    """One row per study (method, study) and one column per noise rate: the final retrains' test accuracy in %,
-    mean ± sample std (n)."""
+    """One row per study (method, study) and one column per noise rate, named by the first study that ran it: the
+    final retrains' test accuracy in %, mean ± sample std (n)."""
     rates = sorted({rate for d in studies for rate in noise_rates(d.trials)})
+    columns = {rate: noise_label(next(d for d in studies if rate in noise_rates(d.trials)), rate, "noise {rate:g}")
+               for rate in rates}
     rows = []
     for data in studies:
         row = {"method": data.config.get("method", "?"), "study": data.name}
         for rate in rates:
             finals = final_runs(data.trials, rate)
-            row[f"noise {rate:g}"] = fmt_mean_std(finals["test_acc"] if "test_acc" in finals else [], percent=True)
+            row[columns[rate]] = fmt_mean_std(finals["test_acc"] if "test_acc" in finals else [], percent=True)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -71,7 +73,7 @@ def published_comparison(studies: list[StudyData]) -> pd.DataFrame:
             ours = finals["test_acc"].dropna().astype(float).tolist() if "test_acc" in finals else []
             for paper in published_for(dataset, model, noise, rate, method):
                 difference = round(100 * statistics.mean(ours) - paper.accuracy, 2) if ours else MISSING
-                rows.append({"method": method, "study": data.name, "noise rate": rate,
+                rows.append({"method": method, "study": data.name, "noise rate": rate_cell(data, rate),
                              "ours (%)": fmt_mean_std(ours, percent=True),
                              "paper (%)": f"{paper.accuracy:.1f}" + (f" ± {paper.std:.1f}" if paper.std else ""),
                              "difference (points)": difference, "paper's row": paper.label, "source": paper.source})

@@ -19,9 +19,9 @@ import torch
 from reports._compare import comparable_studies
 from reports._load import StudyData
 from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, fmt, has, is_nan,
-                           noise_rates, pct_label, pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
+                           noise_rates, pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
 from reports._search import SEARCH_FIGURES
-from reports._tables import grid_means, search_runs
+from reports._tables import grid_means, noise_label, search_runs
 from trainers.emphasis import make_emphasis
 
 # The implicit weightings of common losses drawn beside DM's (DESIGN §2): name, parameters, label.
@@ -64,8 +64,8 @@ def curve_settings(data: StudyData) -> list[tuple[str, str, dict[str, float]]]:
         setting = best_dm_setting(data, rate)
         if setting is not None:
             rates_of.setdefault((setting["lam"], setting["beta"]), []).append(rate)
-    curves = [(f"DM, noise {', '.join(pct_label(r) for r in rates)} (λ={fmt(lam)}, β={fmt(beta)})", "dm",
-               {"lam": lam, "beta": beta}) for (lam, beta), rates in rates_of.items()]
+    curves = [(f"DM, noise {', '.join(noise_label(data, r, '{pct}') for r in rates)} (λ={fmt(lam)}, "
+               f"β={fmt(beta)})", "dm", {"lam": lam, "beta": beta}) for (lam, beta), rates in rates_of.items()]
     return [*curves, *[(label, name, params) for name, params, label in BASELINES]] if curves else []
 
 
@@ -111,14 +111,14 @@ def _grid_figure(data: StudyData, rate: float) -> Drawn:
     ax.set_yticks(range(n_lam), [fmt(lam) for lam in test.index])
     ax.set_xlabel("β (emphasis spread, dimensionless)")
     ax.set_ylabel("λ (emphasis mode exponent)")
-    ax.set_title(f"Noise rate {pct_label(rate)}: mean test accuracy of search runs\n"
+    ax.set_title(f"{noise_label(data, rate, 'Noise rate {pct}')}: mean test accuracy of search runs\n"
                  f"(outlined: best mean validation accuracy; grey: not run)")
     ax.spines[["top", "right"]].set_visible(True)
     bar = fig.colorbar(image, ax=ax, pad=0.02)
     bar.set_label(f"test accuracy ({'%' if scale == 100 else 'fraction'})")
-    caption = (f"Mean test accuracy of the search-stage runs over the λ × β grid at noise rate {pct_label(rate)} "
-               f"(grey: not run), with the best cell by mean validation accuracy (λ={fmt(test.index[best[0]])}, "
-               f"β={fmt(test.columns[best[1]])}) outlined.")
+    caption = (f"Mean test accuracy of the search-stage runs over the λ × β grid at "
+               f"{noise_label(data, rate, 'noise rate {pct}')} (grey: not run), with the best cell by mean validation "
+               f"accuracy (λ={fmt(test.index[best[0]])}, β={fmt(test.columns[best[1]])}) outlined.")
     return fig, caption
 
 
@@ -168,7 +168,8 @@ def _dynamics_figure(data: StudyData) -> Drawn:
         for key, label in series:
             part = history.dropna(subset=[key, "epoch"])
             ax.plot(part["epoch"], part[key] * scale, marker=markers[key], ms=5, color=colours[key], label=label)
-        ax.set_title(f"Noise {pct_label(rate)}: λ={fmt(trial.get('lam'))}, β={fmt(trial.get('beta'))}")
+        ax.set_title(f"{noise_label(data, rate, 'Noise {pct}')}: λ={fmt(trial.get('lam'))}, "
+                     f"β={fmt(trial.get('beta'))}")
         _epoch_axis(ax, history["epoch"])
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%)")
@@ -342,16 +343,16 @@ def _p_clean_noisy_figure(data: StudyData) -> Drawn:
     ax.set_ylim(0, 1)
     _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
     ax.set_ylabel("mean $p_i$ of the given label")
-    ax.set_title(f"Noise {pct_label(rate)}")
+    ax.set_title(noise_label(data, rate, "Noise {pct}"))
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     methods = {method for method, _, _ in drawn}
     absent = [name.upper() for name in ("dm", "cce") if name not in methods]
     gap = f"; no study in this MLflow store has a {' or '.join(absent)} trial at this rate" if absent else ""
     caption = (f"Mean probability p_i of the given label for clean (blue, circles) and mislabelled (vermilion, "
-               f"crosses) training examples over training, at the highest noise rate ({pct_label(rate)}): "
-               f"{'; '.join(labels)}; each the best search trial by validation accuracy (other studies named in "
-               f"brackets{gap}).")
+               "crosses) training examples over training, at the highest noise rate "
+               f"({noise_label(data, rate, '{pct}')}): {'; '.join(labels)}; each the best search trial by validation "
+               f"accuracy (other studies named in brackets{gap}).")
     return fig, caption
 
 
@@ -391,7 +392,7 @@ def _detection_figure(data: StudyData) -> Drawn:
         ax.axhline(0.5, color="#777777", lw=1, ls=":")
         ax.set_ylim(0, 1)
         _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
-        ax.set_title(f"Noise {pct_label(rate)}")
+        ax.set_title(noise_label(data, rate, "Noise {pct}"))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("AUROC at finding the\nmislabelled examples")
     found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines() if not h.get_label().startswith("_")}

@@ -128,7 +128,3 @@ def is_nan(value: Any) -> bool:
 def fmt(value: Any) -> str:
     number = as_number(value)
     return "?" if number is None else f"{number:.3g}"  # three significant digits: λ=0.251, β=0.966
-
-
-def pct_label(rate: float) -> str:
-    return f"{rate * 100:g}%"

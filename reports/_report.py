@@ -90,36 +90,37 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                       key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name))
     for rate in _tables.noise_rates(trials):
         tag = f"noise-{rate:g}"
+        title, label = _tables.noise_label(data, rate, "Noise rate {rate:g}"), _tables.noise_label(data, rate)
         grid = data.grid_search
         if _tables.note(_tables.ablation_grid(trials, rate, "test_acc", grid)) is None:
             for metric, words in (("test_acc", "final test accuracy"), ("val_acc", "validation accuracy")):
-                sections.append(_table(out, f"{tag}_grid_{metric}", f"Noise rate {rate:g}: λ × β grid of {metric}",
+                sections.append(_table(out, f"{tag}_grid_{metric}", f"{title}: λ × β grid of {metric}",
                                        _tables.ablation_grid(trials, rate, metric, grid),
-                                       f"The search trials' {words} at noise rate {rate:g} for each λ (rows) and β "
+                                       f"The search trials' {words} at {label} for each λ (rows) and β "
                                        "(columns), as mean ± sample std over the runs of that cell (n runs)."))
-            sections.append(_table(out, f"{tag}_best_beta", f"Noise rate {rate:g}: best β per λ",
+            sections.append(_table(out, f"{tag}_best_beta", f"{title}: best β per λ",
                                    _tables.best_beta_per_lambda(trials, rate, grid),
-                                   f"For each λ at noise rate {rate:g}, the β with the best mean validation accuracy, "
+                                   f"For each λ at {label}, the β with the best mean validation accuracy, "
                                    "with that setting's mean validation and test accuracy (the form of seed 000's "
                                    "Table 7)."))
         elif grid:
-            sections.append(_table(out, f"{tag}_grid_cells", f"Noise rate {rate:g}: grid cells",
+            sections.append(_table(out, f"{tag}_grid_cells", f"{title}: grid cells",
                                    _tables.grid_cells_table(trials, rate, searched),
-                                   f"Each cell of the grid at noise rate {rate:g}, best validation accuracy first: "
+                                   f"Each cell of the grid at {label}, best validation accuracy first: "
                                    "its validation and test accuracy as mean ± sample std over its runs (n runs) and, "
                                    "for the methods that learn from a probe set, the last epoch's mean weight of clean "
                                    "and noisy examples (in units of the uniform 1/B), the share of noisy examples with "
                                    "weight 0 and the mean relabel coefficients (1: the given label kept; the form of "
                                    "seed 003's Table 7 and Fig. 2)."))
         else:
-            sections.append(_table(out, f"{tag}_search_trials", f"Noise rate {rate:g}: search trials",
+            sections.append(_table(out, f"{tag}_search_trials", f"{title}: search trials",
                                    _tables.search_trials_table(trials, rate, searched),
-                                   f"Every search trial at noise rate {rate:g}, best validation accuracy first, with "
+                                   f"Every search trial at {label}, best validation accuracy first, with "
                                    "its setting, test accuracy and how it ended (the search drew its settings "
                                    "freely, so there is no λ × β grid)."))
-        sections.append(_table(out, f"{tag}_emphasis_modes", f"Noise rate {rate:g}: emphasis modes",
+        sections.append(_table(out, f"{tag}_emphasis_modes", f"{title}: emphasis modes",
                                _tables.emphasis_mode_table(trials, rate, grid),
-                               f"For each emphasis mode ψ = λ/(λ+1) at noise rate {rate:g} (a grid's λ, or a quarter "
+                               f"For each emphasis mode ψ = λ/(λ+1) at {label} (a grid's λ, or a quarter "
                                "of [0, 1] for a free search), the best setting by validation accuracy and its best "
                                "and final test accuracy, its accuracy on the corrupted training labels (fit_acc) and "
                                "on the intact training examples (intact_acc): the form of seed 000's Table 3."))
@@ -145,12 +146,13 @@ def _figure_sections(data: StudyData, out: Path) -> list[_Section]:
         return [_Section("Figures", f"No figures: drawing them failed ({type(error).__name__}: {error}).")]
     if not figures:
         return [_Section("Figures", "No figures: the study holds nothing they could draw.")]
-    return [_Section(_figure_title(Path(png).stem), caption, figure=Path(png)) for png, caption in figures]
+    return [_Section(_figure_title(data, Path(png).stem), caption, figure=Path(png)) for png, caption in figures]
 
 
-def _figure_title(stem: str) -> str:
+def _figure_title(data: StudyData, stem: str) -> str:
     if stem.startswith("grid_"):
-        return f"Noise rate {stem.removeprefix('grid_')}: λ × β heatmap"
+        rate = float(stem.removeprefix("grid_"))
+        return f"{_tables.noise_label(data, rate, 'Noise rate {rate:g}')}: λ × β heatmap"
     return FIGURE_TITLES.get(stem, stem.replace("_", " ").capitalize())
 
 
@@ -184,9 +186,9 @@ def _config_text(data: StudyData) -> str:
 
 
 def _index_md(data: StudyData, sections: list[_Section]) -> str:
+    rates = ", ".join(_tables.noise_label(data, r, "{rate:g}") for r in _tables.noise_rates(data.trials))
     lines = [f"# Study report: {data.name}", "",
-             f"{len(data.trials)} trial runs over noise rates "
-             f"{', '.join(f'{r:g}' for r in _tables.noise_rates(data.trials)) or 'none'}, read from MLflow.", ""]
+             f"{len(data.trials)} trial runs over noise rates {rates or 'none'}, read from MLflow.", ""]
     for section in sections:
         lines += [f"## {section.title}", "", section.sentence, ""]
         if section.table is not None:

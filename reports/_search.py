@@ -18,8 +18,8 @@ from optuna.distributions import FloatDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from reports._load import StudyData
-from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, fmt, noise_rates, pct_label, plt
-from reports._tables import GRID_PARAMS, is_grid, search_runs
+from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, fmt, noise_rates, plt
+from reports._tables import GRID_PARAMS, is_grid, noise_label, search_runs
 from trainers.errors import ConfigError
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ def _importance_table(data: StudyData) -> pd.DataFrame:
         study = search_study(data, rate)
         found = importances(study) if study is not None else {}
         if found:
-            columns[f"noise {rate:g}"] = found
+            columns[_column(data, rate)] = found
     if not columns:
         table = pd.DataFrame()
         table.attrs["note"] = ("No parameter importances: no noise rate has two finished search trials over "
@@ -77,6 +77,11 @@ def _importance_table(data: StudyData) -> pd.DataFrame:
     table = pd.DataFrame(columns).sort_index()
     table.index.name = "parameter"
     return table.reset_index()
+
+
+def _column(data: StudyData, rate: float) -> str:
+    """The importance table's column of `rate`."""
+    return noise_label(data, rate, "noise {rate:g}")
 
 
 def history_figure(data: StudyData) -> Drawn:
@@ -90,7 +95,7 @@ def history_figure(data: StudyData) -> Drawn:
         number = np.arange(1, len(values) + 1)
         ax.plot(number, values, "o", color=OKABE_ITO[4], ms=5, label="trial")
         ax.step(number, np.maximum.accumulate(values), where="post", color=OKABE_ITO[5], lw=1.8, label="best so far")
-        ax.set_title(f"Noise {pct_label(rate)}")
+        ax.set_title(noise_label(data, rate, "Noise {pct}"))
         ax.set_xlabel("trial (in start order)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
@@ -106,14 +111,14 @@ def importance_figure(data: StudyData) -> Drawn:
     table = importance_table(data)
     if table.empty:
         return None
-    rates = [c for c in table.columns if c != "parameter"]
+    rates = [rate for rate in noise_rates(data) if _column(data, rate) in table.columns]
     fig, axes = plt.subplots(1, len(rates), figsize=(2.6 * len(rates) + 1.2, 0.45 * len(table) + 1.6),
                              sharey=True, squeeze=False)
-    for ax, column in zip(axes[0], rates):
-        ax.barh(range(len(table)), table[column].fillna(0.0), color=OKABE_ITO[2], edgecolor=OKABE_ITO[4])
+    for ax, rate in zip(axes[0], rates):
+        ax.barh(range(len(table)), table[_column(data, rate)].fillna(0.0), color=OKABE_ITO[2], edgecolor=OKABE_ITO[4])
         ax.set_yticks(range(len(table)), [_label(p) for p in table["parameter"]])
         ax.set_xlim(0, 1)
-        ax.set_title(f"Noise {pct_label(float(column.removeprefix('noise ')))}")
+        ax.set_title(noise_label(data, rate, "Noise {pct}"))
         ax.set_xlabel("importance (fANOVA)")
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -141,7 +146,7 @@ def scatter_figure(data: StudyData) -> Drawn:
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("λ (emphasis mode exponent)")
-        ax.set_title(f"Noise {pct_label(rate)}: best λ={fmt(best['lam'])}, β={fmt(best['beta'])}")
+        ax.set_title(f"{noise_label(data, rate, 'Noise {pct}')}: best λ={fmt(best['lam'])}, β={fmt(best['beta'])}")
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, pad=0.02).set_label("validation accuracy (%)")
     axes[0][0].set_ylabel("β (emphasis spread, log scale)")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reports._load import StudyData
+from trainers.human_noise import HUMAN_NOISE_KINDS
 
 MISSING = "—"
 GRID_PARAMS = ("lam", "beta")
@@ -33,6 +34,33 @@ def noise_rates(trials: pd.DataFrame) -> list[float]:
     if trials.empty or "noise_rate" not in trials:
         return []
     return sorted({float(r) for r in pd.to_numeric(trials["noise_rate"], errors="coerce").dropna()})
+
+
+def pct_label(rate: float) -> str:
+    """A noise rate as a percentage: 0.4 → "40%"."""
+    return f"{rate * 100:g}%"
+
+
+def noise_label(data: StudyData, rate: float, synthetic: str = "noise rate {rate:g}") -> str:
+    """The name reports give `data`'s label set at `rate`: `synthetic` filled in ({rate}: the rate, {pct}: it as
+    `pct_label` writes it), or under human label noise "<kind> (<realised rate, % to one decimal>)", the realised
+    rate being the mean noise_rate_realised of the final retrains, else of the search trials (the kind alone where
+    none logged it)."""
+    kind = data.config.get("noise") if isinstance(data.config, dict) else None
+    if kind not in HUMAN_NOISE_KINDS:
+        return synthetic.format(rate=rate, pct=pct_label(rate))
+    at = _at(data.trials, rate)
+    for stage in ("final", "search"):
+        runs = at[at["stage"] == stage] if "stage" in at else at.iloc[0:0]
+        realised = pd.to_numeric(runs.get("noise_rate_realised", pd.Series(dtype=float)), errors="coerce").dropna()
+        if not realised.empty:
+            return f"{kind} ({realised.mean() * 100:.1f}%)"
+    return str(kind)
+
+
+def rate_cell(data: StudyData, rate: float) -> float | str:
+    """A table's noise-rate cell: the rate itself, or under human label noise its `noise_label`."""
+    return noise_label(data, rate, "") or rate
 
 
 def fmt_mean_std(values: Iterable[float], *, percent: bool = False) -> str:
@@ -185,7 +213,7 @@ def summary_table(data: StudyData) -> pd.DataFrame:
         collapsed = int(at["collapsed"].fillna(False).astype(bool).sum()) if "collapsed" in at else 0
         failed = int((at["status"] == "FAILED").sum()) if "status" in at else 0
         setting = _setting(best) if best or rate_row.empty else "(defaults)"
-        rows.append({"noise_rate": rate, "best_setting": setting, "best_val_acc": best_val,
+        rows.append({"noise_rate": rate_cell(data, rate), "best_setting": setting, "best_val_acc": best_val,
                      "final_test_acc": fmt_mean_std(finals), "trials": len(search), "final_runs": len(final),
                      "collapsed": collapsed, "failed": failed})
     return pd.DataFrame(rows)
@@ -210,7 +238,7 @@ def validation_choice_table(data: StudyData) -> pd.DataFrame:
             run = runs.assign(_neg=-runs[f"val_acc_{labels}"]).sort_values(["_neg", "run_id"], kind="stable").iloc[0]
             setting = {k: run.get(k) for k in best}
             retrained = bool(best) and all(_same(setting[k], v) for k, v in best.items())
-            rows.append({"noise_rate": rate, "validation": labels, "setting": _setting(setting),
+            rows.append({"noise_rate": rate_cell(data, rate), "validation": labels, "setting": _setting(setting),
                          "val_acc_clean": run["val_acc_clean"], "val_acc_noisy": run["val_acc_noisy"],
                          "test_acc": run["test_acc"],
                          "final_test_acc": fmt_mean_std(finals["test_acc"]) if retrained and "test_acc" in finals

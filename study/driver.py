@@ -242,15 +242,15 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
         state.rates[key] = rs
         state.save(folder)
         if not rs.search_done:
-            echo(f"noise rate {rate:g}: searching {config.method} ({_search_size(config)} trials)")
+            echo(f"{_rate_name(config.noise, rate)}: searching {config.method} ({_search_size(config)} trials)")
             _search(config, state, rs, rate, index, previous_best, folder, outage, trainable)
             state.save(folder)
         previous_best = rs.best
     retrain = [rate for rate in config.noise_rates if not state.rates[f"{rate:g}"].final_done]
     if config.final.n_seeds and retrain:
         for rate in retrain:
-            echo(f"noise rate {rate:g}: retraining {_fmt(state.rates[f'{rate:g}'].best)} on the whole training set, "
-                 f"{config.final.n_seeds} seeds")
+            echo(f"{_rate_name(config.noise, rate)}: retraining {_fmt(state.rates[f'{rate:g}'].best)} on the whole "
+                 f"training set, {config.final.n_seeds} seeds")
         _final(config, state, retrain, folder, outage, trainable)
         state.save(folder)
     outage.patiently(lambda: _close_study(state))
@@ -266,13 +266,20 @@ def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = p
                      tracking_patience=tracking_patience)
 
 
+def _rate_name(noise: str, rate: float, synthetic: str = "noise rate {rate:g}") -> str:
+    """The console's name of a noise rate's label set: `synthetic` with the rate filled in, or the kind of human label
+    noise (reports add its realised rate: reports.noise_label)."""
+    return noise if noise in HUMAN_NOISE_KINDS else synthetic.format(rate=rate)
+
+
 def summary_table(state: StudyState) -> str:
     """One line per noise rate: best setting, its validation accuracy, final test accuracy mean ± std, trials run."""
     rows = ["noise rate | best setting | val_acc | final test_acc | trials", "---|---|---|---|---"]
     for key, rs in state.rates.items():
         final = (f"{statistics.mean(rs.final_test):.4f} ± {_std(rs.final_test):.4f} (n={len(rs.final_test)})"
                  if rs.final_test else "—")
-        rows.append(f"{key} | {_fmt(rs.best)} | {rs.best_val_acc:.4f} | {final} | {rs.trials}")
+        name = _rate_name(state.config.get("noise", ""), float(key), "{rate:g}")
+        rows.append(f"{name} | {_fmt(rs.best)} | {rs.best_val_acc:.4f} | {final} | {rs.trials}")
     return "\n".join(rows)
 
 
