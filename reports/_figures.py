@@ -182,8 +182,8 @@ def _dynamics_figure(data: StudyData) -> Drawn:
     fig.tight_layout(rect=(0, 0.1 / (1 + sigma), 1, 1))
     caption = ("Learning dynamics of each noise rate's best search trial (by validation accuracy): training accuracy "
                "of the mislabelled examples on their wrong labels, on the intact (true) labels, and test accuracy per "
-               "epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a batch (seed 002 "
-                          "Definition 2), averaged over each epoch's batches." if sigma else "."))
+               "epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a batch "
+                          "(seed 002 Definition 2), averaged over each epoch's batches." if sigma else "."))
     return fig, caption
 
 

@@ -16,8 +16,8 @@ from trainers.errors import ConfigError
 
 T = TypeVar("T")
 # Per-epoch metrics a report may plot, as the trainers log them.
-HISTORY_METRICS = ("fit_acc", "intact_acc", "noisy_fit_acc", "test_acc", "val_acc", "p_clean", "p_noisy", "emphasis_var",
-                   "noise_auroc_p", "noise_auroc_weight", "epoch")
+HISTORY_METRICS = ("fit_acc", "intact_acc", "noisy_fit_acc", "test_acc", "val_acc", "p_clean", "p_noisy",
+                   "emphasis_var", "noise_auroc_p", "noise_auroc_weight", "epoch")
 
 
 @dataclass

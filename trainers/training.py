@@ -64,7 +64,8 @@ class Trainer:
         self.true_known = split.true_y is not None
         self.true_y = split.true_y.to(dev) if self.true_known else None
         # unknown: a mask of none noisy stands in for the steps; the metrics it would give are left out
-        self.is_noisy = (split.is_noisy if self.true_known else torch.zeros_like(split.train_y, dtype=torch.bool)).to(dev)
+        unknown = torch.zeros_like(split.train_y, dtype=torch.bool)
+        self.is_noisy = (split.is_noisy if self.true_known else unknown).to(dev)
         self.val = (split.val_x.to(dev), split.val_y.to(dev)) if split.val_x is not None else None
         # where the true labels are known, the validation accuracy by the clean and by the noisy labels, both
         self.val_by = {name: y.to(dev) for name, y in (("val_acc_clean", split.val_clean_y),

@@ -50,7 +50,8 @@ def reference(z: torch.Tensor, y: torch.Tensor, weight) -> tuple[list, list]:
 
 
 def expected_grad(weights: list, directions: list, normalize: str) -> torch.Tensor:
-    scale = {"sum": 1 / (SUM_GUARD + mpmath.fsum(weights)), "mean": mpmath.mpf(1) / len(weights), "none": mpmath.mpf(1)}[normalize]
+    scale = {"sum": 1 / (SUM_GUARD + mpmath.fsum(weights)), "mean": mpmath.mpf(1) / len(weights),
+             "none": mpmath.mpf(1)}[normalize]
     return torch.tensor([[float(scale * w * d) for d in row] for w, row in zip(weights, directions)],
                         dtype=torch.float64)
 
