@@ -131,11 +131,12 @@ def paired_labels(kind: str, data: Dataset, root: str | Path) -> tuple[Tensor, T
     return clean, human
 
 
-def human_noise(kind: str, data: Dataset, keep: Tensor, root: str | Path, seed: int) -> NoisyLabels:
-    """The labels of the training examples `keep` (indices into `data.train_y`) under `kind`: the human labels, or for
-    a control kind labels drawn from the human labels' transition matrix with `seed`."""
-    clean, human = paired_labels(kind, data, root)
-    true_y = data.train_y[keep]
+def human_noise(kind: str, labels: tuple[Tensor, Tensor], keep: Tensor, num_classes: int, seed: int) -> NoisyLabels:
+    """The labels of the training examples `keep` under `kind`, from its file's (clean, human) `labels`
+    (`paired_labels`): the human labels, or for a control kind labels drawn from the human labels' transition matrix
+    with `seed`."""
+    clean, human = labels
+    true_y = clean[keep]
     if kind in HUMAN_KINDS:
         return NoisyLabels(human[keep], human[keep] != true_y)
-    return sample_from_matrix(true_y, transition_matrix(clean, human, data.num_classes), seed)
+    return sample_from_matrix(true_y, transition_matrix(clean, human, num_classes), seed)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from trainers.datasets import Dataset, default_data_root
 from trainers.errors import ConfigError
-from trainers.human_noise import HUMAN_NOISE_KINDS, human_noise
+from trainers.human_noise import HUMAN_NOISE_KINDS, human_noise, paired_labels
 from trainers.noise import corrupt_labels
 
 SplitMode = Literal["search", "final"]
@@ -128,11 +128,12 @@ def make_split(
         raise ConfigError("probe_per_class", probe_per_class, f"0: {data.name} has no true labels for a probe set")
     seeds = derive_seeds(seed)
     root = default_data_root() if data_root is None else data_root
+    human = paired_labels(noise, data, root) if noise in HUMAN_NOISE_KINDS else None  # the file read once
 
     def noisy_labels(indices: Tensor, noise_seed: int) -> Tensor:
         """The noisy labels of the training examples `indices`: the human ones, or noise drawn on the given ones."""
-        if noise in HUMAN_NOISE_KINDS:
-            return human_noise(noise, data, indices, root, noise_seed).labels
+        if human is not None:
+            return human_noise(noise, human, indices, data.num_classes, noise_seed).labels
         return corrupt_labels(data.train_y[indices], noise_rate, noise, data.num_classes, noise_seed,
                               inputs=data.train_x[indices]).labels
 
