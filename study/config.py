@@ -27,6 +27,7 @@ import torch
 from trainers.config import TrainConfig
 from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, paper_grid
 from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
+from study.label_sets import LabelSet, label_sets, noise_kinds
 from trainers.errors import ConfigError
 from trainers.human_noise import HUMAN_NOISE_KINDS
 from trainers.losses import list_losses, loss_params, make_loss
@@ -128,11 +129,12 @@ class SearchConfig:
             return paper_grid(self.grid)
         return [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())]
 
-    def ranges_for(self, noise_rate: float) -> dict[str, tuple[float, float]]:
-        """The ranges for `noise_rate`: "default" updated by the rate's own entry (rates match within 1e-9)."""
+    def ranges_for(self, noise_rate: float | None) -> dict[str, tuple[float, float]]:
+        """The ranges for `noise_rate`: "default" updated by the rate's own entry (rates match within 1e-9); None (a
+        human label set, whose rate is no synthetic one): "default" alone."""
         merged = dict(self.ranges.get("default", {}))
         for key, params in self.ranges.items():
-            if key != "default" and abs(key - noise_rate) <= RATE_TOLERANCE:
+            if key != "default" and noise_rate is not None and abs(key - noise_rate) <= RATE_TOLERANCE:
                 merged.update(params)
         return merged
 
@@ -165,14 +167,17 @@ class ResourcesConfig:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """One study: a method searched at each noise rate, then retrained; every field a YAML key."""
+    """One study: a method searched on each label set (a noise kind at a rate), then retrained; every field a YAML
+    key."""
 
     name: str = "digits-dm"  # MLflow experiment and storage folder name
     method: str = "dm"  # one of trainers.list_losses()
     method_params: Mapping[str, Any] | None = None  # fixed, not searched; the rest keep the method's defaults
-    noise: str = "symmetric"  # one of trainers.NOISE_KINDS, or of trainers.HUMAN_NOISE_KINDS (CIFAR-N: no rates)
-    noise_rates: tuple[float, ...] | None = None  # one search (and final retrains) per rate; None: DEFAULT_RATES, or
-    # for a human noise kind [0] (its one label set, whose rate is the file's)
+    # one of trainers.NOISE_KINDS or trainers.HUMAN_NOISE_KINDS (CIFAR-N: no rates), or a list of them (a tuple here;
+    # a list of one is that kind): each synthetic kind at each of noise_rates, each human kind once
+    noise: str | tuple[str, ...] = "symmetric"
+    noise_rates: tuple[float, ...] | None = None  # one search (and final retrains) per rate of each synthetic kind;
+    # None: DEFAULT_RATES, or where every kind is human [0] (each one label set, whose rate is the file's)
     train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)  # the study sets STUDY_SET's fields per trial
     search: SearchConfig = field(default_factory=SearchConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
@@ -188,8 +193,8 @@ class StudyConfig:
         _one_of("method", self.method, tuple(list_losses()))
         params = {} if self.method_params is None else self.method_params
         object.__setattr__(self, "method_params", _method_params(self.method, params))
-        _one_of("noise", self.noise, NOISE_KINDS + HUMAN_NOISE_KINDS)
-        object.__setattr__(self, "noise_rates", _noise_rates(self.noise_rates, self.noise))
+        object.__setattr__(self, "noise", _noise(self.noise))
+        object.__setattr__(self, "noise_rates", _noise_rates(self.noise_rates, noise_kinds(self.noise)))
         for name, kind in (("train", TrainConfig), ("search", SearchConfig), ("final", FinalConfig),
                            ("resources", ResourcesConfig)):
             _check(name, getattr(self, name), isinstance(getattr(self, name), kind), f"a {kind.__name__}")
@@ -209,13 +214,18 @@ class StudyConfig:
                f"psi_rho reparametrises DM's lam and beta; method {self.method!r} needs lam_beta")
         _check("train.device", self.train.device, self.train.device != "cuda" or self.resources.gpus_per_trial > 0,
                "cuda needs resources.gpus_per_trial > 0: a trial that asks Ray for no GPU sees none")
-        for rate in self.noise_rates:  # the data set, noise kind and method together, as each trial gets them
+        for label_set in self.label_sets:  # the data set, noise and method together, as each trial gets them
             try:
-                self.train.replace(method=self.method, method_params=self.method_params, noise=self.noise,
-                                   noise_rate=rate)
+                self.train.replace(method=self.method, method_params=self.method_params, noise=label_set.noise,
+                                   noise_rate=label_set.rate)
             except ConfigError as error:
                 where = {"noise": "noise", "noise_rate": "noise_rates"}.get(error.field, f"train.{error.field}")
                 raise ConfigError(where, error.value, error.allowed) from None
+
+    @property
+    def label_sets(self) -> tuple[LabelSet, ...]:
+        """The label sets the study searches and retrains, in order."""
+        return label_sets(self.noise, self.noise_rates)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested values (lists, not tuples; rate keys as strings) that `study_config_from_dict` reads back."""
@@ -379,10 +389,27 @@ def _check_grid(method: str, method_params: Mapping[str, Any], train: TrainConfi
             raise ConfigError(f"search.grid.{name}", error.value, error.allowed) from None
 
 
-def _noise_rates(rates: Any, noise: str) -> tuple[float, ...]:
-    if noise in HUMAN_NOISE_KINDS:
-        _check("noise_rates", rates, rates is None or _plain(rates) in ([0], [0.0]),
-               f"none: omit it ({noise} is one label set, its rate the file's)")
+def _noise(noise: Any) -> str | tuple[str, ...]:
+    """One noise kind, or a tuple of several (each once); a list of one is that kind."""
+    kinds = NOISE_KINDS + HUMAN_NOISE_KINDS
+    if isinstance(noise, str):
+        _one_of("noise", noise, kinds)
+        return noise
+    _check("noise", noise, isinstance(noise, (list, tuple)) and len(noise) > 0,
+           "a noise kind or a list of them, e.g. [cifar10n-aggre, cifar10n-worst]")
+    seen: list[str] = []
+    for kind in noise:
+        _one_of("noise", kind, kinds)
+        _check("noise", kind, kind not in seen, "each noise kind once: given twice")
+        seen.append(kind)
+    return seen[0] if len(seen) == 1 else tuple(seen)
+
+
+def _noise_rates(rates: Any, kinds: tuple[str, ...]) -> tuple[float, ...]:
+    if all(kind in HUMAN_NOISE_KINDS for kind in kinds):
+        what = (f"{kinds[0]} is one label set, its rate the file's" if len(kinds) == 1
+                else f"{', '.join(kinds)} are one label set each, its rate its file's")
+        _check("noise_rates", rates, rates is None or _plain(rates) in ([0], [0.0]), f"none: omit it ({what})")
         return (0.0,)
     if rates is None:
         return DEFAULT_RATES

@@ -1,5 +1,5 @@
-"""The study driver: one Tuner per noise rate's search, one for the final retrains of every rate, MLflow runs nested
-study → noise rate → trial."""
+"""The study driver: one Tuner per label set's search (a noise kind at a rate), one for the final retrains of every
+label set, MLflow runs nested study → label set → trial."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
                             restore_state_copy)
 from study.retries import retrying_crashes_only
-from study.tracking import PARENT_TAG, TRIAL_TAG, ByNoiseRate, MlflowTracker, client_for
+from study.label_sets import LabelSet, label_sets, noise_kinds
+from study.tracking import PARENT_TAG, TRIAL_TAG, ByLabelSet, MlflowTracker, client_for
 from reports import default_tracking_uri
 from trainables import TRAIN_KEY, StorageError, cached_dataset, train_trial
 from trainers import Dataset, default_data_root
@@ -44,7 +45,8 @@ Echo = Callable[[str], None]
 
 @dataclass
 class RateState:
-    """What a study knows of one noise rate: its MLflow run, its best setting and the final retrains."""
+    """What a study knows of one label set (a noise rate): its MLflow run, its best setting and the final
+    retrains."""
 
     run_id: str
     search_done: bool = False
@@ -63,7 +65,7 @@ class StudyState:
     tracking_uri: str
     experiment_id: str
     study_run_id: str
-    rates: dict[str, RateState] = field(default_factory=dict)
+    rates: dict[str, RateState] = field(default_factory=dict)  # by LabelSet.key
 
     def save(self, folder: Path) -> None:
         """Write study.json in `folder` whole or not at all; a StorageError where it cannot be written."""
@@ -132,11 +134,12 @@ def check_data(config: StudyConfig, *, download: bool = False) -> None:
             raise DataError(f"train.dataset: {error}") from None
         fetch = "" if download else "; or let `study run --download` fetch them"
         raise DataError(f"{where}: {error}{fetch}") from None
-    if config.noise in HUMAN_NOISE_KINDS:
-        try:
-            paired_labels(config.noise, data, default_data_root() if root is None else root)
-        except DataError as error:
-            raise DataError(f"{where}: {error}") from None
+    for kind in noise_kinds(config.noise):
+        if kind in HUMAN_NOISE_KINDS:
+            try:
+                paired_labels(kind, data, default_data_root() if root is None else root)
+            except DataError as error:
+                raise DataError(f"{where}: {error}") from None
 
 
 def study_data(config: StudyConfig, *, download: bool = False) -> Dataset:
@@ -215,7 +218,7 @@ def check_same_study(config: StudyConfig, folder: Path) -> None:
 
 def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None, echo: Echo = print,
               tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
-    """Run (or continue) the study `config`: search each noise rate, retrain the best, log everything to MLflow.
+    """Run (or continue) the study `config`: search each label set, retrain the best, log everything to MLflow.
 
     While MLflow does not answer, trials go on and their writes wait; where a write must be done before the study goes
     on (a stage's end), the study waits up to `tracking_patience` seconds for MLflow, then stops (TrackingUnavailable)
@@ -236,20 +239,19 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     state.save(folder)
     trainable = _trainable(config, data)
     previous_best: dict[str, Any] | None = None
-    for index, rate in enumerate(config.noise_rates):
-        key = f"{rate:g}"
-        rs = state.rates.get(key) or RateState(_rate_run(state, config, rate, outage))
-        state.rates[key] = rs
+    for index, label_set in enumerate(config.label_sets):
+        rs = state.rates.get(label_set.key) or RateState(_rate_run(state, config, label_set, outage))
+        state.rates[label_set.key] = rs
         state.save(folder)
         if not rs.search_done:
-            echo(f"{_rate_name(config.noise, rate)}: searching {config.method} ({_search_size(config)} trials)")
-            _search(config, state, rs, rate, index, previous_best, folder, outage, trainable)
+            echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
+            _search(config, state, rs, label_set, index, previous_best, folder, outage, trainable)
             state.save(folder)
         previous_best = rs.best
-    retrain = [rate for rate in config.noise_rates if not state.rates[f"{rate:g}"].final_done]
+    retrain = [ls for ls in config.label_sets if not state.rates[ls.key].final_done]
     if config.final.n_seeds and retrain:
-        for rate in retrain:
-            echo(f"{_rate_name(config.noise, rate)}: retraining {_fmt(state.rates[f'{rate:g}'].best)} on the whole "
+        for label_set in retrain:
+            echo(f"{label_set.name()}: retraining {_fmt(state.rates[label_set.key].best)} on the whole "
                  f"training set, {config.final.n_seeds} seeds")
         _final(config, state, retrain, folder, outage, trainable)
         state.save(folder)
@@ -266,19 +268,18 @@ def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = p
                      tracking_patience=tracking_patience)
 
 
-def _rate_name(noise: str, rate: float, synthetic: str = "noise rate {rate:g}") -> str:
-    """The console's name of a noise rate's label set: `synthetic` with the rate filled in, or the kind of human label
-    noise (reports add its realised rate: reports.noise_label)."""
-    return noise if noise in HUMAN_NOISE_KINDS else synthetic.format(rate=rate)
-
-
 def summary_table(state: StudyState) -> str:
-    """One line per noise rate: best setting, its validation accuracy, final test accuracy mean ± std, trials run."""
-    rows = ["noise rate | best setting | val_acc | final test_acc | trials", "---|---|---|---|---"]
+    """One line per label set (noise rate): best setting, its validation accuracy, final test accuracy mean ± std,
+    trials run."""
+    config = state.config
+    named = {ls.key: ls for ls in label_sets(config.get("noise", "symmetric"), config.get("noise_rates") or [])}
+    rated = all(key in named and not named[key].human and not named[key].several for key in state.rates)
+    rows = [f"{'noise rate' if rated else 'label set'} | best setting | val_acc | final test_acc | trials",
+            "---|---|---|---|---"]
     for key, rs in state.rates.items():
         final = (f"{statistics.mean(rs.final_test):.4f} ± {_std(rs.final_test):.4f} (n={len(rs.final_test)})"
                  if rs.final_test else "—")
-        name = _rate_name(state.config.get("noise", ""), float(key), "{rate:g}")
+        name = named[key].name("{rate:g}") if key in named else key
         rows.append(f"{name} | {_fmt(rs.best)} | {rs.best_val_acc:.4f} | {final} | {rs.trials}")
     return "\n".join(rows)
 
@@ -294,19 +295,19 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
 
     experiment_id = outage.patiently(find_or_create)
     tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
-            "method": config.method, "dataset": config.train.dataset, "noise": config.noise,
+            "method": config.method, "dataset": config.train.dataset, "noise": ",".join(noise_kinds(config.noise)),
             "git_commit": _git_commit()}
     run_id = outage.patiently(lambda: client.create_run(experiment_id, tags=tags).info.run_id)
     outage.patiently(lambda: client.log_dict(run_id, config.to_dict(), "study_config.json"))
     return StudyState(config.to_dict(), uri, experiment_id, run_id)
 
 
-def _rate_run(state: StudyState, config: StudyConfig, rate: float, outage: Outage) -> str:
-    """The noise rate's run under the study's: the one a driver killed before it saved its state made, or a new one."""
-    tags = {**_common_tags(config, rate), "mlflow.runName": f"noise-{rate:g}", "stage": "noise_rate",
+def _rate_run(state: StudyState, config: StudyConfig, label_set: LabelSet, outage: Outage) -> str:
+    """The label set's run under the study's: the one a driver killed before it saved its state made, or a new one."""
+    tags = {**_common_tags(config, label_set), "mlflow.runName": f"noise-{label_set.key}", "stage": "noise_rate",
             PARENT_TAG: state.study_run_id}
     query = (f"tags.`{PARENT_TAG}` = '{state.study_run_id}' and tags.stage = 'noise_rate' "
-             f"and tags.noise_rate = '{rate:g}'")
+             f"and tags.label_set = '{label_set.key}'")
     client = client_for(state.tracking_uri)
 
     def find_or_create() -> str:
@@ -316,15 +317,17 @@ def _rate_run(state: StudyState, config: StudyConfig, rate: float, outage: Outag
     return outage.patiently(find_or_create)
 
 
-def _common_tags(config: StudyConfig, rate: float) -> dict[str, str]:
-    return {"method": config.method, "dataset": config.train.dataset, "noise": config.noise,
-            "noise_rate": f"{rate:g}", "config_hash": config.config_hash(), "git_commit": _git_commit()}
+def _common_tags(config: StudyConfig, label_set: LabelSet) -> dict[str, str]:
+    return {"method": config.method, "dataset": config.train.dataset, "noise": label_set.noise,
+            "noise_rate": f"{label_set.rate:g}", "label_set": label_set.key, "config_hash": config.config_hash(),
+            "git_commit": _git_commit()}
 
 
-def _base(config: StudyConfig, rate: float, split: str) -> dict[str, Any]:
+def _base(config: StudyConfig, label_set: LabelSet, split: str) -> dict[str, Any]:
     """A trial's TrainConfig as a dict; search trials use search.seed (final retrains set their own seeds)."""
-    train = config.train.replace(method=config.method, method_params=dict(config.method_params), noise=config.noise,
-                                 noise_rate=rate, split=split, seed=config.search.seed)
+    train = config.train.replace(method=config.method, method_params=dict(config.method_params),
+                                 noise=label_set.noise, noise_rate=label_set.rate, split=split,
+                                 seed=config.search.seed)
     return train.to_dict()
 
 
@@ -337,7 +340,7 @@ def _trainable(config: StudyConfig, data: Dataset) -> Any:
 
 
 def _search_size(config: StudyConfig) -> int:
-    """Trials per noise rate: the grid's cells × repeats, else num_samples, or 1 where a method has nothing to search
+    """Trials per label set: the grid's cells × repeats, else num_samples, or 1 where a method has nothing to search
     (CCE with fixed lr and weight decay: every trial would be the same run)."""
     s = config.search
     if s.mode == "grid":
@@ -377,10 +380,10 @@ def _tuner(trainable: Any, folder: Path, name: str, param_space: dict[str, Any],
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
 
 
-def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, index: int,
+def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: LabelSet, index: int,
             previous_best: dict[str, Any] | None, folder: Path, outage: Outage, trainable: Any) -> None:
     s = config.search
-    param_space: dict[str, Any] = {TRAIN_KEY: _base(config, rate, "search")}
+    param_space: dict[str, Any] = {TRAIN_KEY: _base(config, label_set, "search")}
     scheduler = None
     if s.asha is not None:
         evaluations = _evaluations(config)
@@ -394,8 +397,10 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
         tune_config = tune.TuneConfig(scheduler=scheduler, num_samples=1,
                                       max_concurrent_trials=s.max_concurrent, reuse_actors=True)
     else:
-        points = [search_spaces.as_point(p, s.parametrization) for p in _warm_points(config, rate, previous_best)]
-        space = search_spaces.make_space(config.method, ranges=s.ranges_for(rate), parametrization=s.parametrization,
+        points = [search_spaces.as_point(p, s.parametrization)
+                  for p in _warm_points(config, label_set, previous_best)]
+        ranges = s.ranges_for(None if label_set.human else label_set.rate)
+        space = search_spaces.make_space(config.method, ranges=ranges, parametrization=s.parametrization,
                                          tune_lr=s.tune_lr, tune_weight_decay=s.tune_weight_decay,
                                          batch_size=config.train.batch_size)
         searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
@@ -403,13 +408,13 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
                                       scheduler=scheduler, num_samples=_search_size(config), reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, rate), "stage": "search"}, outage.echo, outage)
+                            {**_common_tags(config, label_set), "stage": "search"}, outage.echo, outage)
     if s.mode == "grid":
         shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
     else:
         shown = _searched(config)
     callbacks = [StopOnStorageError(), tracker, KeepStateCopy(), *([SchedulerState(scheduler)] if scheduler else [])]
-    results = _fit(trainable, folder, f"search-{rate:g}", param_space, tune_config, callbacks, shown)
+    results = _fit(trainable, folder, f"search-{label_set.key}", param_space, tune_config, callbacks, shown)
     tracker.complete(results)
     outage.patiently(lambda: _drop_orphans(state, rs.run_id, "search", results))
     rs.best, rs.best_val_acc = _best_setting(results)
@@ -423,23 +428,25 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, rate: float, 
     rs.search_done = True
 
 
-def _final(config: StudyConfig, state: StudyState, rates: list[float], folder: Path, outage: Outage,
+def _final(config: StudyConfig, state: StudyState, retrain: list[LabelSet], folder: Path, outage: Outage,
            trainable: Any) -> None:
-    """Retrain the best setting of each of `rates` on the whole training set, every rate in one Tuner (its trial
-    processes start once for all of them), each trial logged under its rate's run."""
-    cells = [{"noise_rate": rate, **state.rates[f"{rate:g}"].best} for rate in rates]
-    param_space = {TRAIN_KEY: _base(config, rates[0], "final"), "cell": tune.grid_search(cells),
+    """Retrain the best setting of each label set of `retrain` on the whole training set, all in one Tuner (its trial
+    processes start once for all of them), each trial logged under its label set's run."""
+    cells = [{"noise": ls.noise, "noise_rate": ls.rate, **state.rates[ls.key].best} for ls in retrain]
+    param_space = {TRAIN_KEY: _base(config, retrain[0], "final"), "cell": tune.grid_search(cells),
                    "seed": tune.grid_search(list(range(config.final.n_seeds)))}
     tune_config = tune.TuneConfig(metric="test_acc", mode="max", max_concurrent_trials=config.search.max_concurrent,
                                   reuse_actors=True)
-    trackers = {f"{rate:g}": MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[f"{rate:g}"].run_id,
-                                           {**_common_tags(config, rate), "stage": "final"}, outage.echo, outage)
-                for rate in rates}
-    callbacks = [StopOnStorageError(), ByNoiseRate(trackers), KeepStateCopy()]
+    trackers = {ls.key: MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[ls.key].run_id,
+                                      {**_common_tags(config, ls), "stage": "final"}, outage.echo, outage,
+                                      label=ls.name())
+                for ls in retrain}
+    by_label_set = ByLabelSet(trackers, several=len(noise_kinds(config.noise)) > 1)
+    callbacks = [StopOnStorageError(), by_label_set, KeepStateCopy()]
     results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"])
     by_rate: dict[str, list[tune.Result]] = {key: [] for key in trackers}
     for result in results:
-        by_rate[ByNoiseRate.key(result.config)].append(result)
+        by_rate[by_label_set.key(result.config)].append(result)
     for key, tracker in trackers.items():
         rs, mine = state.rates[key], by_rate[key]
         tracker.complete(mine)
@@ -493,14 +500,18 @@ def _best_setting(results: tune.ResultGrid) -> tuple[dict[str, Any], float]:
     return settings[key], statistics.mean(scores[key])
 
 
-def _warm_points(config: StudyConfig, rate: float, previous_best: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _warm_points(config: StudyConfig, label_set: LabelSet, previous_best: dict[str, Any] | None
+                 ) -> list[dict[str, Any]]:
+    """The points a search tries first: the paper's best DM setting at a synthetic label set's rate, and the best of
+    the label set before (projected on the searched names)."""
     if not config.search.warm_start:
         return []
     s = config.search
     names = {"lam", "beta"} if s.parametrization == "psi_rho" else set(search_spaces.default_ranges(config.method))
     names |= {"lr"} if s.tune_lr else set()
     names |= {"weight_decay"} if s.tune_weight_decay else set()
-    paper = search_spaces.paper_best(config.train.dataset, rate) if config.method == "dm" else None
+    paper = (search_spaces.paper_best(config.train.dataset, label_set.rate)
+             if config.method == "dm" and not label_set.human else None)
     points: list[dict[str, Any]] = []
     for point in (paper, previous_best):  # each projected on the searched names, where it has them all
         if point and names and names <= set(point) and {k: point[k] for k in names} not in points:

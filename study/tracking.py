@@ -20,6 +20,7 @@ from mlflow.utils.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATC
 from ray.tune import Callback, Result
 from ray.tune.experiment import Trial
 
+from study.label_sets import LabelSet
 from study.outage import Outage, fail_fast
 from trainables import TRAIN_KEY, own_values, train_config
 from trainers.losses import loss_params
@@ -29,6 +30,7 @@ TRIAL_TAG = "ray_trial_id"
 _NOT_METRICS = {"timestamp", "pid", "done", "training_iteration", "time_this_iter_s", "time_total_s",
                 "time_since_restore", "iterations_since_restore", "step", "chance", "total_steps"}
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")  # "ValueError: ..." in a traceback
+_LABEL_SET_FIELDS = ("noise", "noise_rate")  # a final retrain's label set: the console names it (the tracker's label)
 COLLAPSE_MARGIN = 1.5  # a trial whose last val_acc is at most this many times chance has collapsed
 REST_S = 1.0  # the writer's pause after it wrote: a trial's results of meanwhile go in one request, and MLflow lags
 
@@ -81,9 +83,9 @@ class MlflowTracker(Callback):
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, tags: Mapping[str, str],
-                 echo: Callable[[str], None] = print, outage: Outage | None = None) -> None:
+                 echo: Callable[[str], None] = print, outage: Outage | None = None, label: str = "") -> None:
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.tags, self.echo = dict(tags), echo
+        self.tags, self.echo, self.label = dict(tags), echo, label  # label: the console's name of its label set
         self.outage = outage or Outage(tracking_uri, echo)
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}  # trial id → run id
@@ -101,7 +103,7 @@ class MlflowTracker(Callback):
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into Tune's experiment state: the settings, nothing live
         return {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
-                "parent_run_id": self.parent_run_id, "tags": self.tags}
+                "parent_run_id": self.parent_run_id, "tags": self.tags, "label": self.label}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)
@@ -149,10 +151,11 @@ class MlflowTracker(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         result = self._last.get(trial.trial_id) or trial.last_result or {}
         tags = end_tags(result)
-        shown = own_values(trial.config)
+        shown = {k: v for k, v in own_values(trial.config).items() if k not in _LABEL_SET_FIELDS}
         scores = " ".join(f"{k} {result[k]:.4f}" for k in ("val_acc", "test_acc") if k in result)
         flags = "".join(f" [{t.key.replace('_', ' ')}]" for t in tags)
-        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {_fmt(shown)}: {scores}{flags}")
+        label = f"{self.label}, " if self.label else ""
+        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {label}{_fmt(shown)}: {scores}{flags}")
         self._write(_Write(trial.trial_id, result.get("config") or trial.config, tags=tags, status="FINISHED"),
                     now=True)
 
@@ -394,21 +397,22 @@ def _fmt(values: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
-class ByNoiseRate(Callback):
-    """Passes each trial's events to the tracker of the trial's noise rate, and the other events to every tracker: one
-    Tuner's trials (the final retrains of every rate) logged under their own rate's run."""
+class ByLabelSet(Callback):
+    """Passes each trial's events to the tracker of the trial's label set, and the other events to every tracker: one
+    Tuner's trials (the final retrains of every label set) logged under their own label set's run."""
 
     HOOKS = ("setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_restore", "on_trial_save",
              "on_trial_result", "on_trial_complete", "on_trial_recover", "on_trial_error", "on_checkpoint",
              "on_experiment_end")
 
-    def __init__(self, trackers: Mapping[str, MlflowTracker]) -> None:
-        self.trackers = dict(trackers)  # by noise rate, formatted as `key` gives it
+    def __init__(self, trackers: Mapping[str, MlflowTracker], several: bool = False) -> None:
+        self.trackers = dict(trackers)  # by LabelSet.key
+        self.several = several  # the study has several noise kinds
 
-    @staticmethod
-    def key(config: Mapping[str, Any]) -> str:
-        """The noise rate of a trial's config (its base settings overridden by its own values), as "0.2"."""
-        return f"{train_config(config).noise_rate:g}"
+    def key(self, config: Mapping[str, Any]) -> str:
+        """The label set of a trial's config (its base settings overridden by its own values), as LabelSet.key."""
+        train = train_config(config)
+        return LabelSet(train.noise, train.noise_rate, self.several).key
 
     def _forward(self, hook: str, info: dict[str, Any]) -> None:
         trial = info.get("trial")
@@ -416,5 +420,5 @@ class ByNoiseRate(Callback):
             getattr(tracker, hook)(**info)
 
 
-for _hook in ByNoiseRate.HOOKS:
-    setattr(ByNoiseRate, _hook, lambda self, _hook=_hook, **info: self._forward(_hook, info))
+for _hook in ByLabelSet.HOOKS:
+    setattr(ByLabelSet, _hook, lambda self, _hook=_hook, **info: self._forward(_hook, info))
