@@ -174,6 +174,12 @@ BAD = [
     ("noise_rates: 0.4\n", (), "noise_rates", "0.4"),
     ("noise: asym-cifar10\n", (), "noise", "'asym-cifar10'"),
     ("noise: salt\n", (), "noise", "'salt'"),
+    ("noise: []\n", (), "noise", "[]"),
+    ("noise: [symmetric, salt]\n", (), "noise", "'salt'"),
+    ("noise: [pair, pair]\n", (), "noise", "given twice"),
+    ("noise: [cifar10n-worst, cifar100n]\ntrain: {dataset: cifar10}\n", (), "noise", "'cifar100n'"),
+    ("noise: [cifar10n-aggre, cifar10n-worst]\ntrain: {dataset: cifar10}\nnoise_rates: [0.2]\n", (), "noise_rates",
+     "one label set each"),
     ("train: {batch_size: 0}\n", (), "train.batch_size", "0"),
     ("train: {batch_size: -8}\n", (), "train.batch_size", "-8"),
     ("train: {lr: fast}\n", (), "train.lr", "'fast'"),
@@ -331,3 +337,14 @@ def test_a_human_noise_kind_is_one_label_set_without_rates() -> None:
     with pytest.raises(ConfigError) as error:
         load_study_config(None, ["noise=cifar10n-worst", "train.dataset=cifar10", "noise_rates=[0.0, 0.4]"])
     assert error.value.field == "noise_rates"
+
+
+def test_several_noise_kinds_read_back_and_cross_rates_with_synthetic_kinds_only() -> None:
+    config = load_study_config(None, ["noise=[cifar10n-worst, cifar10n-worst-synthetic, symmetric]",
+                                      "train.dataset=cifar10", "noise_rates=[0.2, 0.4]"])
+    assert config.noise == ("cifar10n-worst", "cifar10n-worst-synthetic", "symmetric")
+    assert [(ls.noise, ls.rate) for ls in config.label_sets] == [
+        ("cifar10n-worst", 0.0), ("cifar10n-worst-synthetic", 0.0), ("symmetric", 0.2), ("symmetric", 0.4)]
+    assert study_config_from_dict(config.to_dict()) == config and config.to_dict()["noise"][0] == "cifar10n-worst"
+    human = load_study_config(None, ["noise=[cifar10n-aggre, cifar10n-worst]", "train.dataset=cifar10"])
+    assert [ls.key for ls in human.label_sets] == ["cifar10n-aggre", "cifar10n-worst"]
