@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reports._cli import add_report_options
+from study.label_sets import label_sets
 from study.outage import DEFAULT_PATIENCE_S, TrackingUnavailable
 from trainers.errors import ConfigError, DataError
 
@@ -138,8 +139,9 @@ def _list(storage: Path) -> int:
         print(f"no studies under {storage.resolve()}")
     for path in found:
         state = json.loads(path.read_text())
-        rates = state["rates"]
-        done = sum(r["search_done"] and (r["final_done"] or not state["config"]["final"]["n_seeds"]) for r in rates.values())
-        total = len(state["config"]["noise_rates"])
-        print(f"{path.parent.name}\t{done}/{total} noise rates done\t{path.parent.resolve()}")
+        config = state["config"]
+        done = sum(r["search_done"] and (r["final_done"] or not config["final"]["n_seeds"])
+                   for r in state["rates"].values())
+        total = len(label_sets(config.get("noise", "symmetric"), config["noise_rates"]))
+        print(f"{path.parent.name}\t{done}/{total} label sets done\t{path.parent.resolve()}")
     return 0
