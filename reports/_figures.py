@@ -371,11 +371,11 @@ def _p_clean_noisy_figure(data: StudyData) -> Drawn:
         history = run_history(study, trial["run_id"])
         label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
         labels.append(label)
-        for key, kind, colour, marker, size in (("p_clean", "clean", OKABE_ITO[4], "o", 8),
-                                                ("p_noisy", "noisy", OKABE_ITO[5], "x", 7)):
-            if has(history, key):  # a hollow circle and a cross stay apart where the two means coincide
-                part = history.dropna(subset=[key, "epoch"])
-                ax.plot(part["epoch"], part[key], ls=style, marker=marker, ms=size, mfc="none", mew=1.6,
+        for metric, kind, colour, marker, size in (("p_clean", "clean", OKABE_ITO[4], "o", 8),
+                                                   ("p_noisy", "noisy", OKABE_ITO[5], "x", 7)):
+            if has(history, metric):  # a hollow circle and a cross stay apart where the two means coincide
+                part = history.dropna(subset=[metric, "epoch"])
+                ax.plot(part["epoch"], part[metric], ls=style, marker=marker, ms=size, mfc="none", mew=1.6,
                         color=colour, label=f"{label}: {kind}")
     ax.set_ylim(0, 1)
     _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
@@ -422,10 +422,10 @@ def _detection_figure(data: StudyData) -> Drawn:
             history = run_history(study, trial["run_id"])
             label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
             labels[label] = None
-            for (key, kind, marker), colour in zip(_AUROCS, (OKABE_ITO[4], OKABE_ITO[5])):
-                if has(history, key):
-                    part = history.dropna(subset=[key, "epoch"])
-                    ax.plot(part["epoch"], part[key], ls=style, marker=marker, ms=7, mfc="none", mew=1.6,
+            for (metric, kind, marker), colour in zip(_AUROCS, (OKABE_ITO[4], OKABE_ITO[5])):
+                if has(history, metric):
+                    part = history.dropna(subset=[metric, "epoch"])
+                    ax.plot(part["epoch"], part[metric], ls=style, marker=marker, ms=7, mfc="none", mew=1.6,
                             color=colour, label=f"{label}: {kind}")
         ax.axhline(0.5, color="#777777", lw=1, ls=":")
         ax.set_ylim(0, 1)

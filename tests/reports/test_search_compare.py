@@ -80,9 +80,10 @@ def test_the_replayed_optuna_study_holds_the_trials_in_start_order(free_store, f
 
 
 def test_the_search_figures_are_drawn_for_a_free_search(free, tmp_path: Path) -> None:
-    names = [png.stem for png, _ in make_figures(free, tmp_path)]
-    assert "grid_0.2" not in names
-    assert names[-3:] == ["search_lam_beta", "search_history", "param_importances"]
+    captions = {png.stem: caption for png, caption in make_figures(free, tmp_path)}
+    assert "grid_0.2" not in captions
+    assert list(captions)[-3:] == ["search_lam_beta", "search_history", "param_importances"]
+    assert "at the highest noise rate (20%):" in captions["p_clean_noisy"]  # named by the label set drawn
 
 
 def test_p_clean_noisy_sets_the_best_cce_trial_beside_the_best_dm_from_the_other_study(free_store, free) -> None:
