@@ -6,6 +6,7 @@ fixed file names, a fixed order and no time stamps or software versions in the f
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,12 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reports._compare import comparable_studies
+from reports._compare import comparable_studies, identity_of, key_of
 from reports._load import StudyData
 from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, fmt, has, is_nan,
-                           noise_rates, pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
+                           pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
 from reports._search import SEARCH_FIGURES
-from reports._tables import grid_means, noise_label, search_runs
+from reports._tables import (axis_name, file_key, grid_means, label_set, label_set_keys, noise_label, realised_rate,
+                             search_runs)
 from trainers.emphasis import make_emphasis
 
 # The implicit weightings of common losses drawn beside DM's (DESIGN §2): name, parameters, label.
@@ -35,15 +37,15 @@ BASELINES: tuple[tuple[str, dict[str, float], str], ...] = (
 def make_figures(data: StudyData, out: Path) -> list[Figure]:
     """Write the study's figures into `out` as PNG (dpi 150) and PDF; (PNG path, caption) per figure drawn.
 
-    Order: grid_<rate> per noise rate, weighting_curves, dynamics, mode_vs_noise, p_clean_noisy, noise_detection, then
-    the search figures.
+    Order: grid_<key> per label set (its key as `file_key` writes it), weighting_curves, dynamics, mode_vs_noise,
+    p_clean_noisy, noise_detection, then the search figures.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     drawn: list[Figure] = []
     with plt.rc_context(STYLE):
-        for rate in noise_rates(data):
-            drawn += save(out, f"grid_{rate:g}", _grid_figure(data, rate))
+        for key in label_set_keys(data):
+            drawn += save(out, f"grid_{file_key(key)}", _grid_figure(data, key))
         for name, draw in (*_FIGURES, *SEARCH_FIGURES):
             drawn += save(out, name, draw(data))
     return drawn
@@ -58,24 +60,24 @@ def normalised_curve(name: str, params: dict[str, float], p: np.ndarray) -> np.n
 
 
 def curve_settings(data: StudyData) -> list[tuple[str, str, dict[str, float]]]:
-    """The weightings `weighting_curves.png` draws: (label, emphasis name, parameters), DM per noise rate first."""
-    rates_of: dict[tuple[float, float], list[float]] = {}  # rates that chose the same setting share one curve
-    for rate in noise_rates(data):
-        setting = best_dm_setting(data, rate)
+    """The weightings `weighting_curves.png` draws: (label, emphasis name, parameters), DM per label set first."""
+    keys_of: dict[tuple[float, float], list[str]] = {}  # label sets that chose the same setting share one curve
+    for key in label_set_keys(data):
+        setting = best_dm_setting(data, key)
         if setting is not None:
-            rates_of.setdefault((setting["lam"], setting["beta"]), []).append(rate)
-    curves = [(f"DM, noise {', '.join(noise_label(data, r, '{pct}') for r in rates)} (λ={fmt(lam)}, "
-               f"β={fmt(beta)})", "dm", {"lam": lam, "beta": beta}) for (lam, beta), rates in rates_of.items()]
+            keys_of.setdefault((setting["lam"], setting["beta"]), []).append(key)
+    curves = [(f"DM, noise {', '.join(noise_label(data, key, '{pct}') for key in keys)} (λ={fmt(lam)}, "
+               f"β={fmt(beta)})", "dm", {"lam": lam, "beta": beta}) for (lam, beta), keys in keys_of.items()]
     return [*curves, *[(label, name, params) for name, params, label in BASELINES]] if curves else []
 
 
-def best_dm_setting(data: StudyData, rate: float) -> dict[str, float] | None:
-    """The noise rate's chosen (λ, β): the rate run's best.lam/best.beta, else the best search trial's, else None."""
-    row = rate_row(data, rate)
+def best_dm_setting(data: StudyData, key: str) -> dict[str, float] | None:
+    """The label set's chosen (λ, β): its run's best.lam/best.beta, else the best search trial's, else None."""
+    row = rate_row(data, key)
     if row is not None and as_number(row.get("best.lam")) is not None and as_number(row.get("best.beta")) is not None:
         if row.get("best.method") in (None, "dm") or is_nan(row.get("best.method")):
             return {"lam": as_number(row["best.lam"]), "beta": as_number(row["best.beta"])}
-    best = ranked_runs(search(data, rate))
+    best = ranked_runs(search(data, key))
     if best.empty:
         return None
     lam, beta = as_number(best.iloc[0].get("lam")), as_number(best.iloc[0].get("beta"))
@@ -85,9 +87,9 @@ def best_dm_setting(data: StudyData, rate: float) -> dict[str, float] | None:
 # ---- the figures -------------------------------------------------------------------------------------------------
 
 
-def _grid_figure(data: StudyData, rate: float) -> Drawn:
-    test = grid_means(dm_only(data.trials), rate, "test_acc", data.grid_search)
-    val = grid_means(dm_only(data.trials), rate, "val_acc", data.grid_search)
+def _grid_figure(data: StudyData, key: str) -> Drawn:
+    test = grid_means(dm_only(data.trials), key, "test_acc", data.grid_search)
+    val = grid_means(dm_only(data.trials), key, "val_acc", data.grid_search)
     if test is None or val is None or test.notna().to_numpy().sum() < 2:
         return None
     val = val.reindex_like(test)
@@ -111,13 +113,13 @@ def _grid_figure(data: StudyData, rate: float) -> Drawn:
     ax.set_yticks(range(n_lam), [fmt(lam) for lam in test.index])
     ax.set_xlabel("β (emphasis spread, dimensionless)")
     ax.set_ylabel("λ (emphasis mode exponent)")
-    ax.set_title(f"{noise_label(data, rate, 'Noise rate {pct}')}: mean test accuracy of search runs\n"
+    ax.set_title(f"{noise_label(data, key, 'Noise rate {pct}')}: mean test accuracy of search runs\n"
                  f"(outlined: best mean validation accuracy; grey: not run)")
     ax.spines[["top", "right"]].set_visible(True)
     bar = fig.colorbar(image, ax=ax, pad=0.02)
     bar.set_label(f"test accuracy ({'%' if scale == 100 else 'fraction'})")
     caption = (f"Mean test accuracy of the search-stage runs over the λ × β grid at "
-               f"{noise_label(data, rate, 'noise rate {pct}')} (grey: not run), with the best cell by mean validation "
+               f"{noise_label(data, key, 'noise rate {pct}')} (grey: not run), with the best cell by mean validation "
                f"accuracy (λ={fmt(test.index[best[0]])}, β={fmt(test.columns[best[1]])}) outlined.")
     return fig, caption
 
@@ -141,21 +143,21 @@ def _weighting_figure(data: StudyData) -> Drawn:
     ax.set_xlabel("$p_i$, probability of the labelled class")
     ax.set_ylabel("normalised weight w(p) / ∫w")
     ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    caption = ("Emphasis functions w(p) scaled to unit area: each noise rate's chosen DM setting beside the implicit "
-               "weightings of CCE, MAE and GCE (q=0.7).")
+    caption = (f"Emphasis functions w(p) scaled to unit area: each {axis_name(data)}'s chosen DM setting beside the "
+               "implicit weightings of CCE, MAE and GCE (q=0.7).")
     return fig, caption
 
 
 def _dynamics_figure(data: StudyData) -> Drawn:
     panels = []
-    for rate in noise_rates(data):
-        trial = best_trial(data, rate)
+    for key in label_set_keys(data):
+        trial = best_trial(data, key)
         if trial is None:
             continue
         history = run_history(data, trial["run_id"])
-        series = [(key, label) for key, label in _DYNAMICS if has(history, key)]
+        series = [(metric, label) for metric, label in _DYNAMICS if has(history, metric)]
         if series and "epoch" in history.columns:
-            panels.append((rate, trial, history, series))
+            panels.append((key, trial, history, series))
     if not panels:
         return None
     scale = 100
@@ -164,11 +166,12 @@ def _dynamics_figure(data: StudyData) -> Drawn:
                              sharey="row", squeeze=False, gridspec_kw={"height_ratios": [3, 2][: 1 + sigma]})
     colours = {"noisy_fit_acc": OKABE_ITO[5], "intact_acc": OKABE_ITO[4], "test_acc": OKABE_ITO[3]}
     markers = {"noisy_fit_acc": "s", "intact_acc": "o", "test_acc": "^"}
-    for ax, (rate, trial, history, series) in zip(axes[0], panels):
-        for key, label in series:
-            part = history.dropna(subset=[key, "epoch"])
-            ax.plot(part["epoch"], part[key] * scale, marker=markers[key], ms=5, color=colours[key], label=label)
-        ax.set_title(f"{noise_label(data, rate, 'Noise {pct}')}: λ={fmt(trial.get('lam'))}, "
+    for ax, (key, trial, history, series) in zip(axes[0], panels):
+        for metric, label in series:
+            part = history.dropna(subset=[metric, "epoch"])
+            ax.plot(part["epoch"], part[metric] * scale, marker=markers[metric], ms=5, color=colours[metric],
+                    label=label)
+        ax.set_title(f"{noise_label(data, key, 'Noise {pct}')}: λ={fmt(trial.get('lam'))}, "
                      f"β={fmt(trial.get('beta'))}")
         _epoch_axis(ax, history["epoch"])
         ax.grid(alpha=0.3)
@@ -180,10 +183,11 @@ def _dynamics_figure(data: StudyData) -> Drawn:
     fig.legend([found[label] for label in order], order, loc="lower center", ncol=len(order), frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     fig.tight_layout(rect=(0, 0.1 / (1 + sigma), 1, 1))
-    caption = ("Learning dynamics of each noise rate's best search trial (by validation accuracy): training accuracy "
-               "of the mislabelled examples on their wrong labels, on the intact (true) labels, and test accuracy per "
-               "epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a batch "
-                          "(seed 002 Definition 2), averaged over each epoch's batches." if sigma else "."))
+    caption = (f"Learning dynamics of each {axis_name(data)}'s best search trial (by validation accuracy): training "
+               "accuracy of the mislabelled examples on their wrong labels, on the intact (true) labels, and test "
+               "accuracy per epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a "
+                                       "batch (seed 002 Definition 2), averaged over each epoch's batches."
+                                       if sigma else "."))
     return fig, caption
 
 
@@ -215,82 +219,115 @@ def _epoch_axis(ax: plt.Axes, epochs: pd.Series) -> None:
     ax.set_xlabel("training epoch")
 
 
-def mode_points(data: StudyData) -> list[tuple[float, float, list[float]]]:
-    """Per noise rate with a chosen DM setting: (rate, ψ = λ/(λ+1) of that setting, the best ψ of each seed's search
-    trials taken alone, in seed order; empty where the search ran one seed)."""
+def mode_points(data: StudyData) -> list[tuple[str, float, float, list[float]]]:
+    """Per label set with a chosen DM setting: (key, its `plotted_rate`, ψ = λ/(λ+1) of that setting, the best ψ of
+    each seed's search trials taken alone, in seed order; empty where the search ran one seed)."""
     points = []
-    for rate in noise_rates(data):
-        setting = best_dm_setting(data, rate)
+    for key in label_set_keys(data):
+        setting = best_dm_setting(data, key)
         if setting is None:
             continue
-        runs = search(data, rate)
+        runs = search(data, key)
         per_seed = []
         if {"seed", "lam"} <= set(runs.columns):
             for _, group in runs.groupby(pd.to_numeric(runs["seed"], errors="coerce"), sort=True):
                 lam = as_number(ranked_runs(group).iloc[0]["lam"]) if group["val_acc"].notna().any() else None
                 if lam is not None:
                     per_seed.append(lam / (lam + 1))
-        points.append((rate, setting["lam"] / (setting["lam"] + 1), per_seed if len(per_seed) > 1 else []))
+        points.append((key, plotted_rate(data, key), setting["lam"] / (setting["lam"] + 1),
+                       per_seed if len(per_seed) > 1 else []))
     return points
+
+
+def plotted_rate(data: StudyData, key: str) -> float:
+    """Where a figure puts the label set `key` on a noise-rate axis: its rate, or a human kind's realised rate (0
+    where none was logged)."""
+    found = label_set(data, key)
+    if found is None:
+        return 0.0
+    realised = realised_rate(data.trials, key) if found.human else None
+    return found.rate if realised is None else realised
+
+
+_SEEDS = "best of each seed alone"
 
 
 def _mode_figure(data: StudyData) -> Drawn:
     points = mode_points(data)
     if not points:
         return None
-    x = np.array([rate * 100 for rate, _, _ in points])
-    y = np.array([psi for _, psi, _ in points])
-    lo = np.array([max(psi - min(seeds), 0.0) if seeds else 0.0 for _, psi, seeds in points])
-    hi = np.array([max(max(seeds) - psi, 0.0) if seeds else 0.0 for _, psi, seeds in points])
+    x = np.array([rate * 100 for _, rate, _, _ in points])
     step = 0.025 * max(x.max() - x.min(), 20.0)  # each seed's tick a little apart, so equal ones stay visible
-    seeded = [(rate * 100 + step * (j + 1), psi) for rate, _, seeds in points for j, psi in enumerate(seeds)]
+    seeded = [(rate * 100 + step * (j + 1), psi) for _, rate, _, seeds in points for j, psi in enumerate(seeds)]
+    kinds: dict[str, list[tuple[str, float, float, list[float]]]] = {}  # one line per noise kind
+    human = False
+    for point in points:
+        found = label_set(data, point[0])
+        kinds.setdefault(found.noise if found is not None else point[0], []).append(point)
+        human |= found is not None and found.human
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", color=OKABE_ITO[4], ecolor=OKABE_ITO[4], capsize=4, ms=6, lw=1.5,
-                label="chosen setting" + (" (bars: range over seeds)" if seeded else ""), zorder=2)
+    for colour, (kind, part) in zip(itertools.cycle(_KIND_COLOURS), kinds.items()):
+        lo = [max(psi - min(seeds), 0.0) if seeds else 0.0 for _, _, psi, seeds in part]
+        hi = [max(max(seeds) - psi, 0.0) if seeds else 0.0 for _, _, psi, seeds in part]
+        ax.errorbar([rate * 100 for _, rate, _, _ in part], [psi for _, _, psi, _ in part], yerr=[lo, hi], fmt="o-",
+                    color=colour, ecolor=colour, capsize=4, ms=6, lw=1.5, zorder=2,
+                    label=(f"{kind}: " if len(kinds) > 1 else "") + "chosen setting"
+                    + (" (bars: range over seeds)" if seeded else ""))
     if seeded:
         sx, sy = zip(*seeded)
-        ax.scatter(sx, sy, marker="D", s=14, color=OKABE_ITO[5], zorder=3, label="best of each seed alone")
-    ax.set_xlabel("noise rate (%)")
+        ax.scatter(sx, sy, marker="D", s=14, color=OKABE_ITO[5], zorder=3, label=_SEEDS)
+    ax.set_xlabel("noise rate (%" + ("; human labels: realised)" if human else ")"))
     ax.set_ylabel("emphasis mode ψ = λ/(λ+1)")
     ax.set_ylim(-0.05, 1.05)
-    pad = max(5.0, 0.08 * (x.max() - x.min())) + step * max((len(seeds) for _, _, seeds in points), default=0)
+    pad = max(5.0, 0.08 * (x.max() - x.min())) + step * max((len(seeds) for *_, seeds in points), default=0)
     ax.set_xlim(x.min() - pad, x.max() + pad)
-    ax.set_xticks(x)
+    ticks = sorted(set(x))
+    ax.set_xticks(ticks, [f"{round(tick, 1):g}" for tick in ticks])
     ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()  # the chosen setting first
-    order = sorted(range(len(labels)), key=lambda i: not labels[i].startswith("chosen"))
+    handles, labels = ax.get_legend_handles_labels()  # the chosen settings first
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == _SEEDS)
     ax.legend([handles[i] for i in order], [labels[i] for i in order], frameon=False, loc="lower center",
-              bbox_to_anchor=(0.5, 1.0), ncol=len(order))
+              bbox_to_anchor=(0.5, 1.0), ncol=min(len(order), 2) if len(kinds) > 1 else len(order))
     spread = ("with bars spanning the best ψ of each seed's search trials taken alone (diamonds, to the right)"
               if seeded else "from one seed per setting, so with no spread over seeds to show")
     caption = (f"Emphasis mode ψ = λ/(λ+1) of the chosen DM setting (best mean validation accuracy) against the noise "
-               f"rate, {spread}.")
+               f"rate{' (a human label set at its realised rate)' if human else ''}"
+               f"{', a line per noise kind' if len(kinds) > 1 else ''}, {spread}.")
     return fig, caption
 
 
-def p_curves(data: StudyData) -> tuple[float, list[tuple[str, StudyData, pd.Series]]] | None:
-    """The noise rate and trials `p_clean_noisy` draws: the highest rate at which this study's best search trial logged
-    p_clean or p_noisy, and (method, study, trial) for that trial, then the best DM and CCE trials at that rate, from
-    this study or another comparable one in its store (reports._compare), where it has no run of them."""
-    for rate in reversed(noise_rates(data)):
-        method = _study_method(data)
-        own = _best_of(data, rate, method)
+_KIND_COLOURS = (OKABE_ITO[4], OKABE_ITO[1], OKABE_ITO[3], OKABE_ITO[6], OKABE_ITO[2], OKABE_ITO[0])
+
+
+def p_curves(data: StudyData) -> tuple[str, list[tuple[str, StudyData, pd.Series]]] | None:
+    """The label set and trials `p_clean_noisy` draws: the one of the highest `plotted_rate` at which this study's best
+    search trial logged p_clean or p_noisy, and (method, study, trial) for that trial, then the best DM and CCE trials
+    of that label set (its noise kind and rate), from this study or another comparable one in its store
+    (reports._compare), where it has no run of them."""
+    method = _study_method(data)
+    for key in sorted(reversed(label_set_keys(data)), key=lambda k: -plotted_rate(data, k)):
+        own = _best_of(data, key, method)
         if own is None or not _has_p(data, own):
             continue
         drawn = [(method, data, own)]
         for other in ("dm", "cce"):
             if other != method:
-                drawn += _best_elsewhere(data, rate, other, _has_p)
-        return rate, drawn
+                drawn += _best_elsewhere(data, key, other, _has_p)
+        return key, drawn
     return None
 
 
-def _best_elsewhere(data: StudyData, rate: float, method: str,
+def _best_elsewhere(data: StudyData, key: str, method: str,
                     usable: Callable[[StudyData, pd.Series], bool]) -> list[tuple[str, StudyData, pd.Series]]:
     """[(method, study, trial)] for the first study comparable to `data` (itself included) whose best search trial of
-    `method` at `rate` is `usable`; [] where none is."""
-    found = ((study, _best_of(study, rate, method)) for study in comparable_studies(data))
-    return next(([(method, study, trial)] for study, trial in found if trial is not None and usable(study, trial)), [])
+    `method` on `data`'s label set `key` (matched by noise kind and rate) is `usable`; [] where none is."""
+    identity = identity_of(data, key)
+    for study in comparable_studies(data):
+        found = key_of(study, identity) if identity is not None else None
+        trial = _best_of(study, found, method) if found is not None else None
+        if trial is not None and usable(study, trial):
+            return [(method, study, trial)]
+    return []
 
 
 def _study_method(data: StudyData) -> str:
@@ -298,14 +335,14 @@ def _study_method(data: StudyData) -> str:
     return str(method or "dm")
 
 
-def _best_of(data: StudyData, rate: float, method: str) -> pd.Series | None:
-    """The best search trial of `method` at `rate` (DM's with best_trial's tie rule)."""
+def _best_of(data: StudyData, key: str, method: str) -> pd.Series | None:
+    """The best search trial of `method` of the label set `key` (DM's with best_trial's tie rule)."""
     if method == "dm":
-        return best_trial(data, rate)
+        return best_trial(data, key)
     trials = data.trials
     if "method" not in trials.columns:
         return None
-    ranked = ranked_runs(search_runs(trials[trials["method"] == method], rate, ())[0])
+    ranked = ranked_runs(search_runs(trials[trials["method"] == method], key, ())[0])
     return None if ranked.empty else ranked.iloc[0]
 
 
@@ -326,7 +363,7 @@ def _p_clean_noisy_figure(data: StudyData) -> Drawn:
     found = p_curves(data)
     if found is None:
         return None
-    rate, drawn = found
+    key, drawn = found
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     styles = ("-", "--", ":")
     labels = []
@@ -334,16 +371,16 @@ def _p_clean_noisy_figure(data: StudyData) -> Drawn:
         history = run_history(study, trial["run_id"])
         label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
         labels.append(label)
-        for key, kind, colour, marker, size in (("p_clean", "clean", OKABE_ITO[4], "o", 8),
-                                                ("p_noisy", "noisy", OKABE_ITO[5], "x", 7)):
-            if has(history, key):  # a hollow circle and a cross stay apart where the two means coincide
-                part = history.dropna(subset=[key, "epoch"])
-                ax.plot(part["epoch"], part[key], ls=style, marker=marker, ms=size, mfc="none", mew=1.6,
+        for metric, kind, colour, marker, size in (("p_clean", "clean", OKABE_ITO[4], "o", 8),
+                                                   ("p_noisy", "noisy", OKABE_ITO[5], "x", 7)):
+            if has(history, metric):  # a hollow circle and a cross stay apart where the two means coincide
+                part = history.dropna(subset=[metric, "epoch"])
+                ax.plot(part["epoch"], part[metric], ls=style, marker=marker, ms=size, mfc="none", mew=1.6,
                         color=colour, label=f"{label}: {kind}")
     ax.set_ylim(0, 1)
     _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
     ax.set_ylabel("mean $p_i$ of the given label")
-    ax.set_title(noise_label(data, rate, "Noise {pct}"))
+    ax.set_title(noise_label(data, key, "Noise {pct}"))
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     methods = {method for method, _, _ in drawn}
@@ -351,22 +388,23 @@ def _p_clean_noisy_figure(data: StudyData) -> Drawn:
     gap = f"; no study in this MLflow store has a {' or '.join(absent)} trial at this rate" if absent else ""
     caption = (f"Mean probability p_i of the given label for clean (blue, circles) and mislabelled (vermilion, "
                "crosses) training examples over training, at the highest noise rate "
-               f"({noise_label(data, rate, '{pct}')}): {'; '.join(labels)}; each the best search trial by validation "
+               f"({noise_label(data, key, '{pct}')}): {'; '.join(labels)}; each the best search trial by validation "
                f"accuracy (other studies named in brackets{gap}).")
     return fig, caption
 
 
-def detection_curves(data: StudyData) -> list[tuple[float, list[tuple[str, StudyData, pd.Series]]]]:
-    """What `noise_detection` draws: per noise rate at which this study's best search trial logged a detection AUROC,
-    (rate, [(method, study, trial)]) with that trial first, then the best CCE trial at that rate from a comparable
-    study in its store (reports._compare) where this study is not of CCE and one logged them."""
+def detection_curves(data: StudyData) -> list[tuple[str, list[tuple[str, StudyData, pd.Series]]]]:
+    """What `noise_detection` draws: per label set of which this study's best search trial logged a detection AUROC,
+    (key, [(method, study, trial)]) with that trial first, then the best CCE trial of that label set (its noise kind
+    and rate) from a comparable study in its store (reports._compare) where this study is not of CCE and one logged
+    them."""
     method = _study_method(data)
     curves = []
-    for rate in noise_rates(data):
-        own = _best_of(data, rate, method)
+    for key in label_set_keys(data):
+        own = _best_of(data, key, method)
         if own is not None and _has_auroc(data, own):
-            curves.append((rate, [(method, data, own)] + (_best_elsewhere(data, rate, "cce", _has_auroc)
-                                                             if method != "cce" else [])))
+            curves.append((key, [(method, data, own)] + (_best_elsewhere(data, key, "cce", _has_auroc)
+                                                            if method != "cce" else [])))
     return curves
 
 
@@ -379,20 +417,20 @@ def _detection_figure(data: StudyData) -> Drawn:
         return None
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 2.6, 3.4), sharey=True, squeeze=False)
     labels: dict[str, None] = {}  # in order of first appearance
-    for ax, (rate, drawn) in zip(axes[0], curves):
+    for ax, (key, drawn) in zip(axes[0], curves):
         for (method, study, trial), style in zip(drawn, ("-", "--")):
             history = run_history(study, trial["run_id"])
             label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
             labels[label] = None
-            for (key, kind, marker), colour in zip(_AUROCS, (OKABE_ITO[4], OKABE_ITO[5])):
-                if has(history, key):
-                    part = history.dropna(subset=[key, "epoch"])
-                    ax.plot(part["epoch"], part[key], ls=style, marker=marker, ms=7, mfc="none", mew=1.6,
+            for (metric, kind, marker), colour in zip(_AUROCS, (OKABE_ITO[4], OKABE_ITO[5])):
+                if has(history, metric):
+                    part = history.dropna(subset=[metric, "epoch"])
+                    ax.plot(part["epoch"], part[metric], ls=style, marker=marker, ms=7, mfc="none", mew=1.6,
                             color=colour, label=f"{label}: {kind}")
         ax.axhline(0.5, color="#777777", lw=1, ls=":")
         ax.set_ylim(0, 1)
         _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
-        ax.set_title(noise_label(data, rate, "Noise {pct}"))
+        ax.set_title(noise_label(data, key, "Noise {pct}"))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("AUROC at finding the\nmislabelled examples")
     found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines() if not h.get_label().startswith("_")}
@@ -401,9 +439,9 @@ def _detection_figure(data: StudyData) -> Drawn:
     cce = any(method == "cce" for _, drawn in curves for method, _, _ in drawn)
     gap = "" if cce else "; no comparable study in this MLflow store has a CCE trial that logged them"
     caption = (f"AUROC at telling the mislabelled training examples from the intact ones by 1 − p_i (blue, circles) "
-               f"and by each example's most recent weight ‖∂L/∂z_i‖₁ (vermilion, crosses) per epoch at each noise "
-               f"rate (dotted: chance): {'; '.join(labels)}; each the best search trial by validation accuracy "
-               f"(other studies named in brackets{gap}).")
+               f"and by each example's most recent weight ‖∂L/∂z_i‖₁ (vermilion, crosses) per epoch at each "
+               f"{axis_name(data)} (dotted: chance): {'; '.join(labels)}; each the best search trial by validation "
+               f"accuracy (other studies named in brackets{gap}).")
     return fig, caption
 
 

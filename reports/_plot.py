@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from reports._load import StudyData  # noqa: E402
-from reports._tables import search_runs  # noqa: E402
+from reports._tables import runs_of, search_runs  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette (black first, yellow last: it prints faintly).
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
@@ -44,14 +44,6 @@ def save(out: Path, name: str, drawn: Drawn) -> list[Figure]:
     return [(png, caption)]
 
 
-def noise_rates(data: StudyData) -> list[float]:
-    rates: set[float] = set()
-    for frame in (data.trials, data.rates):
-        if isinstance(frame, pd.DataFrame) and "noise_rate" in frame.columns:
-            rates |= {float(r) for r in pd.to_numeric(frame["noise_rate"], errors="coerce").dropna()}
-    return sorted(rates)
-
-
 def dm_only(trials: pd.DataFrame) -> pd.DataFrame:
     """The runs of DM (all of them where no method column says otherwise)."""
     if "method" not in trials.columns:
@@ -59,9 +51,9 @@ def dm_only(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["method"].isin(["dm"]) | trials["method"].isna()]
 
 
-def search(data: StudyData, rate: float) -> pd.DataFrame:
-    """The finished search trials of DM at `rate` (all of them where no method column says otherwise)."""
-    return search_runs(dm_only(data.trials), rate, ())[0]
+def search(data: StudyData, key: str) -> pd.DataFrame:
+    """The finished search trials of DM of the label set `key` (all of them where no method column says otherwise)."""
+    return search_runs(dm_only(data.trials), key, ())[0]
 
 
 def ranked_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -72,13 +64,13 @@ def ranked_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable").drop(columns="_neg")
 
 
-def best_trial(data: StudyData, rate: float) -> pd.Series | None:
-    """The rate's best search trial by val_acc; of ties, the one with the rate run's chosen (λ, β), else by run id."""
-    ranked = ranked_runs(search(data, rate))
+def best_trial(data: StudyData, key: str) -> pd.Series | None:
+    """The label set's best search trial by val_acc; of ties, the one with its run's chosen (λ, β), else by run id."""
+    ranked = ranked_runs(search(data, key))
     if ranked.empty:
         return None
     tied = ranked[ranked["val_acc"] == ranked["val_acc"].iloc[0]]
-    row = rate_row(data, rate) or {}
+    row = rate_row(data, key) or {}
     lam, beta = as_number(row.get("best.lam")), as_number(row.get("best.beta"))
     if lam is not None and beta is not None and {"lam", "beta"} <= set(tied.columns):
         chosen = tied[np.isclose(pd.to_numeric(tied["lam"], errors="coerce"), lam)
@@ -88,11 +80,9 @@ def best_trial(data: StudyData, rate: float) -> pd.Series | None:
     return ranked.iloc[0]
 
 
-def rate_row(data: StudyData, rate: float) -> dict[str, Any] | None:
-    rates = data.rates
-    if not isinstance(rates, pd.DataFrame) or rates.empty or "noise_rate" not in rates.columns:
-        return None
-    match = rates[np.isclose(pd.to_numeric(rates["noise_rate"], errors="coerce"), rate)]
+def rate_row(data: StudyData, key: str) -> dict[str, Any] | None:
+    """The run of the label set `key` (its best.<param> and summary values), or None where there is none."""
+    match = runs_of(data.rates, key)
     return None if match.empty else match.iloc[0].to_dict()
 
 

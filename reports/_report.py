@@ -61,17 +61,18 @@ def write_report(tracking_uri: str, study: str | None = None, out: Path | None =
 def _table_sections(data: StudyData, out: Path) -> list[_Section]:
     trials = data.trials
     sections = []
+    axis = _tables.axis_name(data)
     summary = _tables.summary_table(data)
-    sections.append(_table(out, "summary", "Summary", summary, "Per noise rate, the setting the search chose, its "
+    sections.append(_table(out, "summary", "Summary", summary, f"Per {axis}, the setting the search chose, its "
                            "validation accuracy, the final retrains' test accuracy (mean ± sample std over seeds), the "
                            f"number of search trials, and of runs that collapsed or failed; {_evaluated(trials)}."))
     studies = comparable_studies(data)
     names = ", ".join(d.name for d in studies)
-    dataset, model, noise = setup(data)
+    dataset, model, kinds = setup(data)
     sections.append(_table(out, "comparison", "Methods compared", comparison_table(studies),
                            "The final retrains' test accuracy (%, mean ± sample std over seeds) of every study in "
-                           f"this MLflow store on {dataset} with {model} under {noise} noise ({names}), per noise "
-                           "rate: the form of seed 000's Table 4 and seed 002's Table 1."))
+                           f"this MLflow store on {dataset} with {model} under {', '.join(kinds)} noise ({names}), "
+                           f"per {axis}: the form of seed 000's Table 4 and seed 002's Table 1."))
     sections.append(_table(out, "comparison_published", "Against the papers' published numbers",
                            published_comparison(studies),
                            "Our final test accuracy beside each paper's published number for the same method, data "
@@ -79,33 +80,33 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                            "in percentage points."))
     sections.append(_table(out, "param_importances", "Parameter importances", importance_table(data),
                            "The share of the variation in validation accuracy that each searched parameter explains, "
-                           "per noise rate (Optuna's fANOVA evaluator over the search trials, seed 0)."))
+                           f"per {axis} (Optuna's fANOVA evaluator over the search trials, seed 0)."))
     sections.append(_table(out, "validation_choice", "Noisy against clean validation",
                            _tables.validation_choice_table(data),
-                           "Per noise rate, the search trial that validating by the noisy labels would choose against "
+                           f"Per {axis}, the search trial that validating by the noisy labels would choose against "
                            "the one clean validation chooses (each by its last validation accuracy), with its test "
                            "accuracy and, where its setting is the one retrained, the final retrains' test accuracy: "
                            "what the study loses without clean labels."))
     searched = sorted((str(c).removeprefix("best.") for c in data.rates.columns if str(c).startswith("best.")),
                       key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name))
-    for rate in _tables.noise_rates(trials):
-        tag = f"noise-{rate:g}"
-        title, label = _tables.noise_label(data, rate, "Noise rate {rate:g}"), _tables.noise_label(data, rate)
+    for key in _tables.label_set_keys(data, trials_only=True):
+        tag = f"noise-{_tables.file_key(key)}"
+        title, label = _tables.noise_label(data, key, "Noise rate {rate:g}"), _tables.noise_label(data, key)
         grid = data.grid_search
-        if _tables.note(_tables.ablation_grid(trials, rate, "test_acc", grid)) is None:
+        if _tables.note(_tables.ablation_grid(trials, key, "test_acc", grid)) is None:
             for metric, words in (("test_acc", "final test accuracy"), ("val_acc", "validation accuracy")):
                 sections.append(_table(out, f"{tag}_grid_{metric}", f"{title}: λ × β grid of {metric}",
-                                       _tables.ablation_grid(trials, rate, metric, grid),
+                                       _tables.ablation_grid(trials, key, metric, grid),
                                        f"The search trials' {words} at {label} for each λ (rows) and β "
                                        "(columns), as mean ± sample std over the runs of that cell (n runs)."))
             sections.append(_table(out, f"{tag}_best_beta", f"{title}: best β per λ",
-                                   _tables.best_beta_per_lambda(trials, rate, grid),
+                                   _tables.best_beta_per_lambda(trials, key, grid),
                                    f"For each λ at {label}, the β with the best mean validation accuracy, "
                                    "with that setting's mean validation and test accuracy (the form of seed 000's "
                                    "Table 7)."))
         elif grid:
             sections.append(_table(out, f"{tag}_grid_cells", f"{title}: grid cells",
-                                   _tables.grid_cells_table(trials, rate, searched),
+                                   _tables.grid_cells_table(trials, key, searched),
                                    f"Each cell of the grid at {label}, best validation accuracy first: "
                                    "its validation and test accuracy as mean ± sample std over its runs (n runs) and, "
                                    "for the methods that learn from a probe set, the last epoch's mean weight of clean "
@@ -114,12 +115,12 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                                    "seed 003's Table 7 and Fig. 2)."))
         else:
             sections.append(_table(out, f"{tag}_search_trials", f"{title}: search trials",
-                                   _tables.search_trials_table(trials, rate, searched),
+                                   _tables.search_trials_table(trials, key, searched),
                                    f"Every search trial at {label}, best validation accuracy first, with "
                                    "its setting, test accuracy and how it ended (the search drew its settings "
                                    "freely, so there is no λ × β grid)."))
         sections.append(_table(out, f"{tag}_emphasis_modes", f"{title}: emphasis modes",
-                               _tables.emphasis_mode_table(trials, rate, grid),
+                               _tables.emphasis_mode_table(trials, key, grid),
                                f"For each emphasis mode ψ = λ/(λ+1) at {label} (a grid's λ, or a quarter "
                                "of [0, 1] for a free search), the best setting by validation accuracy and its best "
                                "and final test accuracy, its accuracy on the corrupted training labels (fit_acc) and "
@@ -150,9 +151,9 @@ def _figure_sections(data: StudyData, out: Path) -> list[_Section]:
 
 
 def _figure_title(data: StudyData, stem: str) -> str:
-    if stem.startswith("grid_"):
-        rate = float(stem.removeprefix("grid_"))
-        return f"{_tables.noise_label(data, rate, 'Noise rate {rate:g}')}: λ × β heatmap"
+    grids = {f"grid_{_tables.file_key(key)}": key for key in _tables.label_set_keys(data)}
+    if stem in grids:
+        return f"{_tables.noise_label(data, grids[stem], 'Noise rate {rate:g}')}: λ × β heatmap"
     return FIGURE_TITLES.get(stem, stem.replace("_", " ").capitalize())
 
 
@@ -186,9 +187,10 @@ def _config_text(data: StudyData) -> str:
 
 
 def _index_md(data: StudyData, sections: list[_Section]) -> str:
-    rates = ", ".join(_tables.noise_label(data, r, "{rate:g}") for r in _tables.noise_rates(data.trials))
+    keys = _tables.label_set_keys(data, trials_only=True)
+    names = ", ".join(_tables.noise_label(data, key, "{rate:g}") for key in keys)
     lines = [f"# Study report: {data.name}", "",
-             f"{len(data.trials)} trial runs over noise rates {rates or 'none'}, read from MLflow.", ""]
+             f"{len(data.trials)} trial runs over {_tables.axis_name(data)}s {names or 'none'}, read from MLflow.", ""]
     for section in sections:
         lines += [f"## {section.title}", "", section.sentence, ""]
         if section.table is not None:

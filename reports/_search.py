@@ -1,7 +1,7 @@
-"""Each noise rate's search as Optuna sees it, replayed from MLflow: its optimisation history, its parameter
+"""Each label set's search as Optuna sees it, replayed from MLflow: its optimisation history, its parameter
 importances (Optuna's fANOVA evaluator, seeded) and, for a free search of DM, the λ–β plane it sampled.
 
-    >>> study = search_study(data, 0.4)                   # doctest: +SKIP
+    >>> study = search_study(data, "0.4")                 # doctest: +SKIP
     >>> optuna.importance.get_param_importances(study)    # doctest: +SKIP
 """
 
@@ -18,28 +18,29 @@ from optuna.distributions import FloatDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from reports._load import StudyData
-from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, fmt, noise_rates, plt
-from reports._tables import GRID_PARAMS, is_grid, noise_label, search_runs
+from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, fmt, plt
+from reports._tables import GRID_PARAMS, axis_name, is_grid, label_set, label_set_keys, noise_label, search_runs
 from trainers.errors import ConfigError
 
 T = TypeVar("T")
 
 
-def search_study(data: StudyData, rate: float) -> optuna.Study | None:
-    """The finished search trials at `rate` as a new in-memory Optuna study (maximising val_acc, trials in the order
-    they started), over the parameters the study searched; None where there are fewer than two or no known space."""
-    return data.derived(f"search_study {rate!r}", lambda: _replay(data, rate))
+def search_study(data: StudyData, key: str) -> optuna.Study | None:
+    """The finished search trials of the label set `key` as a new in-memory Optuna study (maximising val_acc, trials in
+    the order they started), over the parameters the study searched; None where there are fewer than two or no known
+    space."""
+    return data.derived(f"search_study {key!r}", lambda: _replay(data, key))
 
 
-def _replay(data: StudyData, rate: float) -> optuna.Study | None:
-    runs, missing = search_runs(data.trials, rate, ("val_acc",))
+def _replay(data: StudyData, key: str) -> optuna.Study | None:
+    runs, missing = search_runs(data.trials, key, ("val_acc",))
     if missing:
         return None
     runs = runs.sort_values(["start_time", "run_id"], kind="stable")
-    distributions = _distributions(data, rate, runs)
+    distributions = _distributions(data, key, runs)
     if len(runs) < 2 or not distributions:
         return None
-    study = _quiet(lambda: optuna.create_study(direction="maximize", study_name=f"{data.name}-{rate:g}"))
+    study = _quiet(lambda: optuna.create_study(direction="maximize", study_name=f"{data.name}-{key}"))
     study.add_trials([optuna.trial.create_trial(params={n: float(row[n]) for n in distributions},
                                                 distributions=distributions, value=float(row["val_acc"]))
                       for _, row in runs.iterrows()])
@@ -57,21 +58,21 @@ def importances(study: optuna.Study) -> dict[str, float]:
 
 
 def importance_table(data: StudyData) -> pd.DataFrame:
-    """Parameter importances per noise rate: one row per parameter, one column per noise rate (empty with a note where
-    no rate's search could be replayed)."""
+    """Parameter importances per label set: one row per parameter, one column per label set (empty with a note where
+    no label set's search could be replayed)."""
     return data.derived("importance_table", lambda: _importance_table(data))
 
 
 def _importance_table(data: StudyData) -> pd.DataFrame:
     columns = {}
-    for rate in noise_rates(data):
-        study = search_study(data, rate)
+    for key in label_set_keys(data):
+        study = search_study(data, key)
         found = importances(study) if study is not None else {}
         if found:
-            columns[_column(data, rate)] = found
+            columns[_column(data, key)] = found
     if not columns:
         table = pd.DataFrame()
-        table.attrs["note"] = ("No parameter importances: no noise rate has two finished search trials over "
+        table.attrs["note"] = (f"No parameter importances: no {axis_name(data)} has two finished search trials over "
                                "a parameter that varied.")
         return table
     table = pd.DataFrame(columns).sort_index()
@@ -79,85 +80,88 @@ def _importance_table(data: StudyData) -> pd.DataFrame:
     return table.reset_index()
 
 
-def _column(data: StudyData, rate: float) -> str:
-    """The importance table's column of `rate`."""
-    return noise_label(data, rate, "noise {rate:g}")
+def _column(data: StudyData, key: str) -> str:
+    """The importance table's column of the label set `key`."""
+    return noise_label(data, key, "noise {rate:g}")
 
 
 def history_figure(data: StudyData) -> Drawn:
-    """Validation accuracy of each search trial in the order it started, and the best so far, one panel per rate."""
-    panels = [(rate, study) for rate in noise_rates(data) if (study := search_study(data, rate)) is not None]
+    """Validation accuracy of each search trial in the order it started, and the best so far, one panel per label
+    set."""
+    panels = [(key, study) for key in label_set_keys(data) if (study := search_study(data, key)) is not None]
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 0.6, 3.2), squeeze=False)
-    for ax, (rate, study) in zip(axes[0], panels):
+    for ax, (key, study) in zip(axes[0], panels):
         values = np.array([t.value for t in study.trials]) * 100
         number = np.arange(1, len(values) + 1)
         ax.plot(number, values, "o", color=OKABE_ITO[4], ms=5, label="trial")
         ax.step(number, np.maximum.accumulate(values), where="post", color=OKABE_ITO[5], lw=1.8, label="best so far")
-        ax.set_title(noise_label(data, rate, "Noise {pct}"))
+        ax.set_title(noise_label(data, key, "Noise {pct}"))
         ax.set_xlabel("trial (in start order)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy (%)")
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig, ("Optimisation history of each noise rate's search: every trial's validation accuracy in the order "
-                 "the trials started, with the best so far.")
+    return fig, (f"Optimisation history of each {axis_name(data)}'s search: every trial's validation accuracy in the "
+                 "order the trials started, with the best so far.")
 
 
 def importance_figure(data: StudyData) -> Drawn:
-    """Horizontal bars of each rate's fANOVA importances."""
+    """Horizontal bars of each label set's fANOVA importances."""
     table = importance_table(data)
     if table.empty:
         return None
-    rates = [rate for rate in noise_rates(data) if _column(data, rate) in table.columns]
-    fig, axes = plt.subplots(1, len(rates), figsize=(2.6 * len(rates) + 1.2, 0.45 * len(table) + 1.6),
+    keys = [key for key in label_set_keys(data) if _column(data, key) in table.columns]
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys) + 1.2, 0.45 * len(table) + 1.6),
                              sharey=True, squeeze=False)
-    for ax, rate in zip(axes[0], rates):
-        ax.barh(range(len(table)), table[_column(data, rate)].fillna(0.0), color=OKABE_ITO[2], edgecolor=OKABE_ITO[4])
+    for ax, key in zip(axes[0], keys):
+        ax.barh(range(len(table)), table[_column(data, key)].fillna(0.0), color=OKABE_ITO[2], edgecolor=OKABE_ITO[4])
         ax.set_yticks(range(len(table)), [_label(p) for p in table["parameter"]])
         ax.set_xlim(0, 1)
-        ax.set_title(noise_label(data, rate, "Noise {pct}"))
+        ax.set_title(noise_label(data, key, "Noise {pct}"))
         ax.set_xlabel("importance (fANOVA)")
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return fig, ("How much of the variation in validation accuracy each searched parameter explains, per noise rate "
-                 "(Optuna's fANOVA importance evaluator, seed 0; shares summing to 1).")
+    return fig, (f"How much of the variation in validation accuracy each searched parameter explains, per "
+                 f"{axis_name(data)} (Optuna's fANOVA importance evaluator, seed 0; shares summing to 1).")
 
 
 def scatter_figure(data: StudyData) -> Drawn:
-    """The (λ, β) of each trial of a free DM search, coloured by validation accuracy, best ringed; a panel per rate."""
+    """The (λ, β) of each trial of a free DM search, coloured by validation accuracy, best ringed; a panel per label
+    set."""
     panels = []
-    for rate in noise_rates(data):
-        runs, missing = search_runs(dm_only(data.trials), rate, (*GRID_PARAMS, "val_acc"))
+    for key in label_set_keys(data):
+        runs, missing = search_runs(dm_only(data.trials), key, (*GRID_PARAMS, "val_acc"))
         if not missing and len(runs) >= 2 and not (is_grid(runs) if data.grid_search is None else data.grid_search):
-            panels.append((rate, runs.sort_values("run_id", kind="stable")))
+            panels.append((key, runs.sort_values("run_id", kind="stable")))
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
-    for ax, (rate, runs) in zip(axes[0], panels):
+    for ax, (key, runs) in zip(axes[0], panels):
         values = runs["val_acc"].to_numpy() * 100
         points = ax.scatter(runs["lam"], runs["beta"], c=values, cmap="viridis", s=46, edgecolors="black", lw=0.5)
-        best = best_trial(data, rate)  # ties: the setting the study chose
+        best = best_trial(data, key)  # ties: the setting the study chose
         ax.scatter([best["lam"]], [best["beta"]], s=190, facecolors="none", edgecolors=OKABE_ITO[5], lw=2.2)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("λ (emphasis mode exponent)")
-        ax.set_title(f"{noise_label(data, rate, 'Noise {pct}')}: best λ={fmt(best['lam'])}, β={fmt(best['beta'])}")
+        ax.set_title(f"{noise_label(data, key, 'Noise {pct}')}: best λ={fmt(best['lam'])}, β={fmt(best['beta'])}")
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, pad=0.02).set_label("validation accuracy (%)")
     axes[0][0].set_ylabel("β (emphasis spread, log scale)")
     fig.tight_layout()
-    return fig, ("The λ and β of every trial of the free search at each noise rate, coloured by validation accuracy, "
-                 "with the best trial ringed.")
+    return fig, (f"The λ and β of every trial of the free search at each {axis_name(data)}, coloured by validation "
+                 "accuracy, with the best trial ringed.")
 
 
-def _distributions(data: StudyData, rate: float, runs: pd.DataFrame) -> dict[str, FloatDistribution]:
-    """The parameters the study searched at `rate` (a grid: λ and β; else its Optuna space's, log-scaled where that
-    is), each over the range of values the runs hold; {} where a run lacks one or the config cannot be read."""
+def _distributions(data: StudyData, key: str, runs: pd.DataFrame) -> dict[str, FloatDistribution]:
+    """The parameters the study searched for the label set `key` (a grid: λ and β; else its Optuna space's, over the
+    ranges of its rate or, for a human kind, the default ones; log-scaled where that is), each over the range of values
+    the runs hold; {} where a run lacks one or the config cannot be read."""
     from study.config import study_config_from_dict  # the study's config schema: read, not run
 
     try:
@@ -171,6 +175,8 @@ def _distributions(data: StudyData, rate: float, runs: pd.DataFrame) -> dict[str
         from search_spaces import make_space
 
         trial = _quiet(lambda: optuna.create_study().ask())
+        found = label_set(data, key)
+        rate = None if found is None or found.human else found.rate
         make_space(config.method, ranges=s.ranges_for(rate), parametrization=s.parametrization, tune_lr=s.tune_lr,
                    tune_weight_decay=s.tune_weight_decay)(trial)
         names = {n: bool(getattr(d, "log", False)) for n, d in trial.distributions.items()}

@@ -1,27 +1,30 @@
 """A study's tables as pure functions of its trials: ablation grids, best β per λ, emphasis modes, the summary.
 
-Each function returns a DataFrame whose rows are sorted; where the study cannot give the table (no λ/β, no runs at that
-noise rate, a metric never logged) it returns an empty DataFrame whose `attrs["note"]` says in a sentence what is
+Tables are per label set (a noise kind at a rate, or a human kind's labels), named by its key (`label_set_keys`).
+Each function returns a DataFrame whose rows are sorted; where the study cannot give the table (no λ/β, no runs of
+that label set, a metric never logged) it returns an empty DataFrame whose `attrs["note"]` says in a sentence what is
 missing. None of them raises on a study of another shape.
 
-    >>> grid = ablation_grid(data.trials, 0.4, "test_acc")   # doctest: +SKIP
-    >>> note(grid) or grid                                   # doctest: +SKIP
+    >>> grid = ablation_grid(data.trials, "0.4", "test_acc")   # doctest: +SKIP
+    >>> note(grid) or grid                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from reports._load import StudyData
-from trainers.human_noise import HUMAN_NOISE_KINDS
+from reports._load import StudyData, label_set_column, ordered_keys
+from study.label_sets import LabelSet, noise_kinds
 
 MISSING = "—"
 GRID_PARAMS = ("lam", "beta")
+RATE_TEMPLATE = "noise rate {rate:g}"  # a label set's name in a study of one synthetic kind
 
 
 def note(table: pd.DataFrame) -> str | None:
@@ -29,38 +32,55 @@ def note(table: pd.DataFrame) -> str | None:
     return table.attrs.get("note") if table.empty else None
 
 
-def noise_rates(trials: pd.DataFrame) -> list[float]:
-    """The noise rates that hold runs, sorted."""
-    if trials.empty or "noise_rate" not in trials:
-        return []
-    return sorted({float(r) for r in pd.to_numeric(trials["noise_rate"], errors="coerce").dropna()})
+def label_set_keys(data: StudyData, *, trials_only: bool = False) -> list[str]:
+    """The keys of the label sets that hold runs (with `trials_only`: trial runs), in the study's order."""
+    return ordered_keys(data.config, data.trials, *(() if trials_only else (data.rates,)))
 
 
-def pct_label(rate: float) -> str:
-    """A noise rate as a percentage: 0.4 → "40%"."""
-    return f"{rate * 100:g}%"
+def several_kinds(data: StudyData) -> bool:
+    """Whether `data` sweeps several noise kinds (its tables then have a label-set column, not a noise-rate one)."""
+    noise = data.config.get("noise") if isinstance(data.config, dict) else None
+    return noise is not None and len(noise_kinds(noise)) > 1
 
 
-def noise_label(data: StudyData, rate: float, synthetic: str = "noise rate {rate:g}") -> str:
-    """The name reports give `data`'s label set at `rate`: `synthetic` filled in ({rate}: the rate, {pct}: it as
-    `pct_label` writes it), or under human label noise "<kind> (<realised rate, % to one decimal>)", the realised
-    rate being the mean noise_rate_realised of the final retrains, else of the search trials (the kind alone where
-    none logged it)."""
-    kind = data.config.get("noise") if isinstance(data.config, dict) else None
-    if kind not in HUMAN_NOISE_KINDS:
-        return synthetic.format(rate=rate, pct=pct_label(rate))
-    at = _at(data.trials, rate)
-    for stage in ("final", "search"):
-        runs = at[at["stage"] == stage] if "stage" in at else at.iloc[0:0]
-        realised = pd.to_numeric(runs.get("noise_rate_realised", pd.Series(dtype=float)), errors="coerce").dropna()
-        if not realised.empty:
-            return f"{kind} ({realised.mean() * 100:.1f}%)"
-    return str(kind)
+def axis_name(data: StudyData) -> str:
+    """What the study sweeps, in words: "label set" in a study of several noise kinds, else "noise rate"."""
+    return "label set" if several_kinds(data) else "noise rate"
 
 
-def rate_cell(data: StudyData, rate: float) -> float | str:
-    """A table's noise-rate cell: the rate itself, or under human label noise its `noise_label`."""
-    return noise_label(data, rate, "") or rate
+def label_set(data: StudyData, key: str) -> LabelSet | None:
+    """The label set `key` names, as its runs were logged (their noise kind and rate); None where no run holds it."""
+    return _label_set(key, runs_of(data.trials, key), runs_of(data.rates, key))
+
+
+def realised_rate(trials: pd.DataFrame, key: str) -> float | None:
+    """The mean noise_rate_realised of the label set's final retrains, else of its search trials; None where neither
+    logged it."""
+    return _realised(runs_of(trials, key))
+
+
+def noise_label(data: StudyData, key: str, synthetic: str = RATE_TEMPLATE) -> str:
+    """The name reports give `data`'s label set `key`: in a study of one synthetic kind `synthetic` filled in ({rate}:
+    the rate, {pct}: it as `study.label_sets.pct_label` writes it); in one of several kinds "<kind> <pct>" ("symmetric
+    40%"); a human kind's "<kind> (<realised rate, % to one decimal>)" (`realised_rate`; the kind alone where none
+    logged it)."""
+    return _name(key, synthetic, runs_of(data.trials, key), runs_of(data.rates, key))
+
+
+def rate_cell(data: StudyData, key: str) -> float | str:
+    """A table's label-set cell: the rate itself in a study of one synthetic kind, else its `noise_label`."""
+    found = label_set(data, key)
+    return noise_label(data, key) if found is None or found.human or found.several else found.rate
+
+
+def file_key(key: str) -> str:
+    """A label-set key as it may stand in a file name: any character but letters, digits, ".", "-" and "_" as "_"."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", key)
+
+
+def label_column(data: StudyData) -> str:
+    """The name of a table's label-set column: noise_rate in a study of one noise kind, else label_set."""
+    return axis_name(data).replace(" ", "_")
 
 
 def fmt_mean_std(values: Iterable[float], *, percent: bool = False) -> str:
@@ -75,32 +95,37 @@ def fmt_mean_std(values: Iterable[float], *, percent: bool = False) -> str:
     return f"{statistics.mean(finite):.{digits}f} ± {statistics.stdev(finite):.{digits}f} (n={len(finite)})"
 
 
-def final_runs(trials: pd.DataFrame, noise_rate: float) -> pd.DataFrame:
-    """The final retrains at `noise_rate`."""
-    at = _at(trials, noise_rate)
+def runs_of(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The runs in `frame` of the label set `key`."""
+    return frame if frame.empty else frame[label_set_column(frame) == key]
+
+
+def final_runs(trials: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The final retrains of the label set `key`."""
+    at = runs_of(trials, key)
     return at[at["stage"] == "final"] if "stage" in at else at.iloc[0:0]
 
 
-def ablation_grid(trials: pd.DataFrame, noise_rate: float, metric: str, grid: bool | None = None) -> pd.DataFrame:
-    """Search runs at `noise_rate` as a λ × β grid of `metric`: rows λ, columns β, cells "mean ± std (n=k)".
+def ablation_grid(trials: pd.DataFrame, key: str, metric: str, grid: bool | None = None) -> pd.DataFrame:
+    """Search runs of the label set `key` as a λ × β grid of `metric`: rows λ, columns β, cells "mean ± std (n=k)".
 
     `grid`: whether the search ran a grid (None: judged from the runs, see `is_grid`); the same in the functions below.
     """
-    runs, missing = _grid_runs(trials, noise_rate, metric, grid)
+    runs, missing = _grid_runs(trials, key, metric, grid)
     if missing:
-        return _empty(f"The λ × β grid of {metric} at noise rate {noise_rate:g} is not applicable: {missing}.")
+        return _empty(f"The λ × β grid of {metric} at {_named(trials, key)} is not applicable: {missing}.")
     lams, betas = sorted(runs["lam"].unique()), sorted(runs["beta"].unique())
-    cells = {key: group[metric].tolist() for key, group in runs.groupby(list(GRID_PARAMS))}
+    cells = {cell: group[metric].tolist() for cell, group in runs.groupby(list(GRID_PARAMS))}
     rows = [{"lam": _num(lam), **{f"beta={_num(beta)}": fmt_mean_std(cells.get((lam, beta), [])) for beta in betas}}
             for lam in lams]
     return pd.DataFrame(rows)
 
 
-def grid_means(trials: pd.DataFrame, noise_rate: float, metric: str,
+def grid_means(trials: pd.DataFrame, key: str, metric: str,
                grid: bool | None = None) -> pd.DataFrame | None:
-    """The mean of `metric` per grid cell at `noise_rate` (index λ, columns β, NaN where not run), or None where the
-    search ran no grid."""
-    runs, missing = _grid_runs(trials, noise_rate, metric, grid)
+    """The mean of `metric` per grid cell of the label set `key` (index λ, columns β, NaN where not run), or None where
+    the search ran no grid."""
+    runs, missing = _grid_runs(trials, key, metric, grid)
     if missing:
         return None
     return runs.pivot_table(index="lam", columns="beta", values=metric, aggfunc="mean")
@@ -113,12 +138,12 @@ def is_grid(runs: pd.DataFrame) -> bool:
     return len(cells) == 1 or cells["lam"].nunique() < len(cells) or cells["beta"].nunique() < len(cells)
 
 
-def best_beta_per_lambda(trials: pd.DataFrame, noise_rate: float, grid: bool | None = None) -> pd.DataFrame:
+def best_beta_per_lambda(trials: pd.DataFrame, key: str, grid: bool | None = None) -> pd.DataFrame:
     """Per λ, the β whose search runs have the best mean val_acc (ties: the smaller β), with its mean val and test
     accuracy and the number of runs averaged."""
-    runs, missing = _grid_runs(trials, noise_rate, "val_acc", grid)
+    runs, missing = _grid_runs(trials, key, "val_acc", grid)
     if missing:
-        return _empty(f"Best β per λ at noise rate {noise_rate:g} is not applicable: {missing}.")
+        return _empty(f"Best β per λ at {_named(trials, key)} is not applicable: {missing}.")
     means = _setting_means(runs, list(GRID_PARAMS), ("val_acc", "test_acc"))
     rows = []
     for lam, group in means.groupby("lam", sort=True):
@@ -128,20 +153,20 @@ def best_beta_per_lambda(trials: pd.DataFrame, noise_rate: float, grid: bool | N
     return pd.DataFrame(rows)
 
 
-def emphasis_mode_table(trials: pd.DataFrame, noise_rate: float, grid: bool | None = None) -> pd.DataFrame:
+def emphasis_mode_table(trials: pd.DataFrame, key: str, grid: bool | None = None) -> pd.DataFrame:
     """Per emphasis mode, the best setting by mean val_acc and its mean best_test_acc, test_acc (final), fit_acc (on
     the corrupted training labels) and intact_acc. Modes are the grid's λ (ψ = λ/(λ+1)), or for a free search the
     quarters of ψ ∈ [0, 1]."""
-    runs, missing = search_runs(trials, noise_rate, (*GRID_PARAMS, "val_acc"))
+    runs, missing = search_runs(trials, key, (*GRID_PARAMS, "val_acc"))
     if missing:
-        return _empty(f"The emphasis-mode table at noise rate {noise_rate:g} is not applicable: {missing}.")
+        return _empty(f"The emphasis-mode table at {_named(trials, key)} is not applicable: {missing}.")
     shown = ("val_acc", "best_test_acc", "test_acc", "fit_acc", "intact_acc")
     means = _setting_means(runs, list(GRID_PARAMS), shown)
     means["psi"] = means["lam"] / (means["lam"] + 1.0)
     grid = is_grid(runs) if grid is None else grid
-    key = means["lam"] if grid else means["psi"].map(_psi_quarter)
+    modes = means["lam"] if grid else means["psi"].map(_psi_quarter)
     rows = []
-    for mode, group in means.groupby(key, sort=True):
+    for mode, group in means.groupby(modes, sort=True):
         best = _best_row(group, "beta")
         rows.append({**({} if grid else {"psi range": mode}), "lam": best["lam"], "psi": best["psi"],
                      "beta": best["beta"], **{name: best[name] for name in shown}, "n": int(best["n"])})
@@ -151,32 +176,32 @@ def emphasis_mode_table(trials: pd.DataFrame, noise_rate: float, grid: bool | No
 PROBE_METRICS = ("weight_clean", "weight_noisy", "noisy_zero_weight", "relabel_clean", "relabel_noisy")
 
 
-def grid_cells_table(trials: pd.DataFrame, noise_rate: float, params: list[str]) -> pd.DataFrame:
-    """Search runs at `noise_rate` per cell of a grid other than λ × β (e.g. IEG's components, seed 003 Table 7): the
-    cell's `params`, val_acc and test_acc as "mean ± std (n=k)" over its runs, the last epoch's mean weights and
-    relabel coefficients where logged; best mean val_acc first (ties: the cells' order)."""
-    runs, missing = search_runs(trials, noise_rate, ("val_acc",))
+def grid_cells_table(trials: pd.DataFrame, key: str, params: list[str]) -> pd.DataFrame:
+    """Search runs of the label set `key` per cell of a grid other than λ × β (e.g. IEG's components, seed 003 Table
+    7): the cell's `params`, val_acc and test_acc as "mean ± std (n=k)" over its runs, the last epoch's mean weights
+    and relabel coefficients where logged; best mean val_acc first (ties: the cells' order)."""
+    runs, missing = search_runs(trials, key, ("val_acc",))
     columns = [name for name in params if name in runs]
     if missing or not columns:
         reason = missing or "the runs hold none of the grid's parameters"
-        return _empty(f"The grid cells at noise rate {noise_rate:g} cannot be listed: {reason}.")
+        return _empty(f"The grid cells at {_named(trials, key)} cannot be listed: {reason}.")
     shown = [name for name in PROBE_METRICS if name in runs]
     rows = []
-    for key, group in runs.groupby(columns, sort=True, dropna=False):
+    for cell, group in runs.groupby(columns, sort=True, dropna=False):
         values = pd.to_numeric(group.get("test_acc", pd.Series(dtype=float)), errors="coerce")
-        rows.append({**{c: _num(v) for c, v in zip(columns, key if isinstance(key, tuple) else (key,))},
+        rows.append({**{c: _num(v) for c, v in zip(columns, cell if isinstance(cell, tuple) else (cell,))},
                      "val_acc": fmt_mean_std(group["val_acc"]), "test_acc": fmt_mean_std(values),
                      **{name: pd.to_numeric(group[name], errors="coerce").mean() for name in shown},
                      "_order": -group["val_acc"].mean()})
     return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-def search_trials_table(trials: pd.DataFrame, noise_rate: float, searched: list[str]) -> pd.DataFrame:
-    """Every search run at `noise_rate`, best val_acc first (ties by run id): rank, the `searched` parameters (ψ
-    beside λ), val_acc, test_acc and how the run ended."""
-    runs, missing = search_runs(trials, noise_rate, (), failed=True)
+def search_trials_table(trials: pd.DataFrame, key: str, searched: list[str]) -> pd.DataFrame:
+    """Every search run of the label set `key`, best val_acc first (ties by run id): rank, the `searched` parameters
+    (ψ beside λ), val_acc, test_acc and how the run ended."""
+    runs, missing = search_runs(trials, key, (), failed=True)
     if missing:
-        return _empty(f"The search trials at noise rate {noise_rate:g} cannot be listed: {missing}.")
+        return _empty(f"The search trials at {_named(trials, key)} cannot be listed: {missing}.")
     runs = runs.assign(val_acc=pd.to_numeric(runs["val_acc"], errors="coerce") if "val_acc" in runs else math.nan)
     runs = runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable")
     columns = [c for c in searched if c in runs]
@@ -191,21 +216,20 @@ def search_trials_table(trials: pd.DataFrame, noise_rate: float, searched: list[
 
 
 def summary_table(data: StudyData) -> pd.DataFrame:
-    """Per noise rate: the best setting, its val_acc, the final retrains' test_acc mean ± std, trials, final runs,
-    collapsed runs and failed runs."""
-    trials, rates = data.trials, data.rates
-    found = sorted(set(noise_rates(trials)) | set(noise_rates(rates)))
-    if not found:
+    """Per label set (column `label_column`): the best setting, its val_acc, the final retrains' test_acc mean ± std,
+    trials, final runs, collapsed runs and failed runs."""
+    trials = data.trials
+    keys = label_set_keys(data)
+    if not keys:
         return _empty(f"Study {data.name!r} holds no trial runs, so there is no summary.")
     rows = []
-    for rate in found:
-        rate_row = _at(rates, rate)
+    for key in keys:
+        rate_row = runs_of(data.rates, key)
         rate_row = rate_row.iloc[0] if not rate_row.empty else pd.Series(dtype=object)
-        at = _at(trials, rate)
+        at = runs_of(trials, key)
         search = at[at["stage"] == "search"] if "stage" in at else at.iloc[0:0]
-        final = final_runs(trials, rate)
-        best = {k.removeprefix("best."): v for k, v in rate_row.items()
-                if str(k).startswith("best.") and not pd.isna(v)}
+        final = final_runs(trials, key)
+        best = _chosen(rate_row)
         best_val = rate_row.get("best_val_acc", math.nan)
         if pd.isna(best_val) and "val_acc" in search and search["val_acc"].notna().any():
             best_val = float(search["val_acc"].max())
@@ -213,32 +237,31 @@ def summary_table(data: StudyData) -> pd.DataFrame:
         collapsed = int(at["collapsed"].fillna(False).astype(bool).sum()) if "collapsed" in at else 0
         failed = int((at["status"] == "FAILED").sum()) if "status" in at else 0
         setting = _setting(best) if best or rate_row.empty else "(defaults)"
-        rows.append({"noise_rate": rate_cell(data, rate), "best_setting": setting, "best_val_acc": best_val,
+        rows.append({label_column(data): rate_cell(data, key), "best_setting": setting, "best_val_acc": best_val,
                      "final_test_acc": fmt_mean_std(finals), "trials": len(search), "final_runs": len(final),
                      "collapsed": collapsed, "failed": failed})
     return pd.DataFrame(rows)
 
 
 def validation_choice_table(data: StudyData) -> pd.DataFrame:
-    """Per noise rate: the search trial that validation by the noisy labels would choose (best last val_acc_noisy)
+    """Per label set: the search trial that validation by the noisy labels would choose (best last val_acc_noisy)
     against the one validation by the clean labels chooses (val_acc_clean), ties by run id: its setting, both val
     accuracies, its test_acc and, where its setting is the one retrained, the final retrains' test_acc."""
     needed = ("val_acc_clean", "val_acc_noisy", "test_acc")
     rows = []
-    for rate in noise_rates(data.trials):
-        runs, missing = search_runs(data.trials, rate, needed)
+    for key in label_set_keys(data, trials_only=True):
+        runs, missing = search_runs(data.trials, key, needed)
         if missing:
             return _empty(f"Noisy against clean validation needs both validation accuracies, logged where the true "
                           f"labels are known: {missing}.")
-        rate_row = _at(data.rates, rate)
-        best = ({str(k).removeprefix("best."): v for k, v in rate_row.iloc[0].items()
-                 if str(k).startswith("best.") and not pd.isna(v)} if not rate_row.empty else {})
-        finals = final_runs(data.trials, rate)
+        rate_row = runs_of(data.rates, key)
+        best = _chosen(rate_row.iloc[0]) if not rate_row.empty else {}
+        finals = final_runs(data.trials, key)
         for labels in ("clean", "noisy"):
             run = runs.assign(_neg=-runs[f"val_acc_{labels}"]).sort_values(["_neg", "run_id"], kind="stable").iloc[0]
             setting = {k: run.get(k) for k in best}
             retrained = bool(best) and all(_same(setting[k], v) for k, v in best.items())
-            rows.append({"noise_rate": rate_cell(data, rate), "validation": labels, "setting": _setting(setting),
+            rows.append({label_column(data): rate_cell(data, key), "validation": labels, "setting": _setting(setting),
                          "val_acc_clean": run["val_acc_clean"], "val_acc_noisy": run["val_acc_noisy"],
                          "test_acc": run["test_acc"],
                          "final_test_acc": fmt_mean_std(finals["test_acc"]) if retrained and "test_acc" in finals
@@ -246,35 +269,35 @@ def validation_choice_table(data: StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else _empty(f"Study {data.name!r} holds no search runs.")
 
 
-def search_runs(trials: pd.DataFrame, noise_rate: float, needed: tuple[str, ...], *,
+def search_runs(trials: pd.DataFrame, key: str, needed: tuple[str, ...], *,
                  failed: bool = False) -> tuple[pd.DataFrame, str]:
-    """The finished (with `failed`: all) search runs at `noise_rate` with every `needed` column numeric, or a phrase
-    saying what is missing."""
+    """The finished (with `failed`: all) search runs of the label set `key` with every `needed` column numeric, or a
+    phrase saying what is missing."""
     if trials.empty:
         return trials, "the study holds no trial runs"
     absent = [c for c in needed if c not in trials]
     if absent:
         method = _method(trials)
         return trials.iloc[0:0], f"the runs{method} have no {' or '.join(absent)}"
-    runs = _at(trials, noise_rate)
+    runs = runs_of(trials, key)
     runs = runs[runs["stage"] == "search"] if "stage" in runs else runs.iloc[0:0]
     if not failed and "status" in runs:
         runs = runs[runs["status"] == "FINISHED"]
     if runs.empty:
-        return runs, f"no search runs at noise rate {noise_rate:g}"
+        return runs, f"no search runs at {_named(trials, key)}"
     runs = runs.copy()
     for column in needed:
         runs[column] = pd.to_numeric(runs[column], errors="coerce")
     runs = runs.dropna(subset=list(needed))
     if runs.empty:
-        return runs, f"no search run at noise rate {noise_rate:g} logged all of {', '.join(needed)}"
+        return runs, f"no search run at {_named(trials, key)} logged all of {', '.join(needed)}"
     return runs, ""
 
 
-def _grid_runs(trials: pd.DataFrame, noise_rate: float, metric: str,
+def _grid_runs(trials: pd.DataFrame, key: str, metric: str,
                grid: bool | None) -> tuple[pd.DataFrame, str]:
     """`search_runs` for a λ × β table, with the phrase saying so where the search drew free settings."""
-    runs, missing = search_runs(trials, noise_rate, (*GRID_PARAMS, metric))
+    runs, missing = search_runs(trials, key, (*GRID_PARAMS, metric))
     if not missing and not (is_grid(runs) if grid is None else grid):
         missing = (f"the search drew λ and β freely ({len(runs)} settings), so they form no grid; the search-trials "
                    "table and the λ–β figure show them")
@@ -310,11 +333,51 @@ def _best_row(group: pd.DataFrame, tie_key: str) -> pd.Series:
     return ordered.iloc[0]
 
 
-def _at(frame: pd.DataFrame, rate: float) -> pd.DataFrame:
-    if frame.empty or "noise_rate" not in frame:
-        return frame.iloc[0:0]
-    values = pd.to_numeric(frame["noise_rate"], errors="coerce")
-    return frame[np.isclose(values.fillna(-1.0), rate)]
+def _chosen(rate_row: pd.Series) -> dict[str, Any]:
+    """The setting a label set's run says the search chose: its best.<param> values, by parameter."""
+    return {str(k).removeprefix("best."): v for k, v in rate_row.items()
+            if str(k).startswith("best.") and not pd.isna(v)}
+
+
+def _label_set(key: str, *runs: pd.DataFrame) -> LabelSet | None:
+    """The label set `key`, read off the first of `runs` (each a frame of its runs) that holds one: its noise kind
+    (symmetric where none logged) and rate; None where none does."""
+    for frame in runs:
+        if not frame.empty:
+            row = frame.iloc[0]
+            kind = row.get("noise") if isinstance(row.get("noise"), str) else "symmetric"
+            rate = float(pd.to_numeric(row.get("noise_rate"), errors="coerce"))
+            alone = LabelSet(kind, rate)
+            return alone if alone.key == key else LabelSet(kind, rate, True)
+    return None
+
+
+def _name(key: str, synthetic: str, trials: pd.DataFrame, *more: pd.DataFrame) -> str:
+    """`noise_label` of the label set `key` from its runs: its `trials`, then `more`; "label set <key>" where none
+    holds it."""
+    found = _label_set(key, trials, *more)
+    if found is None:
+        return f"label set {key}"
+    if not found.human:
+        return found.name(synthetic)
+    realised = _realised(trials)
+    return found.noise if realised is None else f"{found.noise} ({realised * 100:.1f}%)"
+
+
+def _named(trials: pd.DataFrame, key: str) -> str:
+    """The label set `key` named in a table's note, from its trials."""
+    return _name(key, RATE_TEMPLATE, runs_of(trials, key))
+
+
+def _realised(runs: pd.DataFrame) -> float | None:
+    """The mean noise_rate_realised of the final retrains among `runs`, else of its search trials; None where neither
+    logged it."""
+    for stage in ("final", "search"):
+        part = runs[runs["stage"] == stage] if "stage" in runs else runs.iloc[0:0]
+        realised = pd.to_numeric(part.get("noise_rate_realised", pd.Series(dtype=float)), errors="coerce").dropna()
+        if not realised.empty:
+            return float(realised.mean())
+    return None
 
 
 def _method(trials: pd.DataFrame) -> str:

@@ -46,7 +46,7 @@ def test_heatmap_outlines_the_cell_of_best_mean_val_acc(data, figures) -> None:
         means = search.groupby(["lam", "beta"])["val_acc"].mean()
         lam, beta = means.idxmax()
         assert f"(λ={lam:g}, β={beta:g}) outlined" in captions[f"grid_{rate:g}"]
-        test, val = grid_means(data.trials, rate, "test_acc"), grid_means(data.trials, rate, "val_acc")
+        test, val = grid_means(data.trials, f"{rate:g}", "test_acc"), grid_means(data.trials, f"{rate:g}", "val_acc")
         assert val.loc[lam, beta] == pytest.approx(means.max())
         cell = search[(search["lam"] == lam) & (search["beta"] == beta)]
         assert test.loc[lam, beta] == pytest.approx(cell["test_acc"].mean())
@@ -67,8 +67,8 @@ def test_weighting_curves_have_unit_area(data) -> None:
 
 def test_mode_bars_span_the_best_psi_of_each_seed_alone(data, figures) -> None:
     points = mode_points(data)
-    assert [rate for rate, _, _ in points] == [0.0, 0.4]
-    for rate, psi, per_seed in points:
+    assert [(key, rate) for key, rate, _, _ in points] == [("0", 0.0), ("0.4", 0.4)]
+    for _, rate, psi, per_seed in points:
         row = data.rates[data.rates["noise_rate"] == rate].iloc[0]
         assert psi == pytest.approx(row["best.lam"] / (row["best.lam"] + 1))
         search = data.trials[(data.trials["stage"] == "search") & (data.trials["noise_rate"] == rate)]
@@ -83,8 +83,8 @@ def test_mode_bars_span_the_best_psi_of_each_seed_alone(data, figures) -> None:
 
 
 def test_p_clean_noisy_says_no_cce_is_at_hand_in_a_store_without_one(data, figures) -> None:
-    rate, drawn = p_curves(data)
-    assert rate == 0.4 and [(method, study.name) for method, study, _ in drawn] == [("dm", "rep")]
+    key, drawn = p_curves(data)
+    assert key == "0.4" and [(method, study.name) for method, study, _ in drawn] == [("dm", "rep")]
     caption = dict((png.stem, caption) for png, caption in figures)["p_clean_noisy"]
     assert "no study in this MLflow store has a CCE trial at this rate" in caption
 
@@ -92,10 +92,10 @@ def test_p_clean_noisy_says_no_cce_is_at_hand_in_a_store_without_one(data, figur
 def test_noise_detection_draws_the_best_trials_logged_aurocs_where_there_is_noise(data, figures) -> None:
     """Only the noisy rate (at rate 0 the trainer logs no AUROC), the rate's best trial, its AUROCs as MLflow holds
     them per step."""
-    [(rate, drawn)] = detection_curves(data)
+    [(key, drawn)] = detection_curves(data)
     best = data.trials[(data.trials["stage"] == "search") & (data.trials["noise_rate"] == 0.4)]
     best = best.sort_values(["val_acc", "run_id"], ascending=[False, True]).iloc[0]
-    assert rate == 0.4 and [(method, study.name, trial["val_acc"]) for method, study, trial in drawn] == [
+    assert key == "0.4" and [(method, study.name, trial["val_acc"]) for method, study, trial in drawn] == [
         ("dm", "rep", best["val_acc"])]
     history = data.history(drawn[0][2]["run_id"])
     for key in ("noise_auroc_p", "noise_auroc_weight"):

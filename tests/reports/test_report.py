@@ -53,7 +53,7 @@ def test_grid_cells_equal_the_logged_metrics(report_study: tuple[str, Path], met
         for r, lam, beta, metrics in logged:
             if r == rate:
                 cells[lam, beta].append(metrics[metric])
-        grid = ablation_grid(trials, rate, metric)
+        grid = ablation_grid(trials, f"{rate:g}", metric)
         assert len(cells) == 4 and all(len(v) == 2 for v in cells.values()) and len(grid) == 2
         for lam, beta in cells:
             row = grid[grid["lam"] == f"{lam:g}"]
@@ -70,14 +70,14 @@ def test_best_beta_per_lambda_is_the_best_mean_val_acc(report_study: tuple[str, 
         for r, lam, beta, metrics in logged_search_runs(uri, "rep"):
             if r == rate:
                 by_setting[lam, beta].append(metrics["val_acc"])
-        table = best_beta_per_lambda(trials, rate)
+        table = best_beta_per_lambda(trials, f"{rate:g}")
         assert sorted(table["lam"]) == sorted({lam for lam, _ in by_setting})
         for row in table.itertuples():
             options = {beta: statistics.mean(v) for (lam, beta), v in by_setting.items() if lam == row.lam}
             best = max(options.values())
             assert row.val_acc == pytest.approx(best)
             assert min(b for b, v in options.items() if v == best) == row.beta
-        modes = emphasis_mode_table(trials, rate)
+        modes = emphasis_mode_table(trials, f"{rate:g}")
         assert list(modes["beta"]) == list(table["beta"])
         assert modes["psi"].tolist() == pytest.approx([lam / (lam + 1) for lam in table["lam"]])
 
@@ -166,14 +166,14 @@ def test_tables_of_odd_studies_never_raise(tmp_path: Path) -> None:
     partial = pd.DataFrame({"run_id": ["a"], "stage": ["search"], "noise_rate": [0.2], "lam": [1.0], "beta": [2.0],
                             "val_acc": [0.7]})
     for trials in (empty, other, partial):
-        for table in (ablation_grid(trials, 0.2, "test_acc"), best_beta_per_lambda(trials, 0.4),
-                      emphasis_mode_table(trials, 0.2), grid_cells_table(trials, 0.2, ["uc", "lr"])):
+        for table in (ablation_grid(trials, "0.2", "test_acc"), best_beta_per_lambda(trials, "0.4"),
+                      emphasis_mode_table(trials, "0.2"), grid_cells_table(trials, "0.2", ["uc", "lr"])):
             assert not table.empty or table.attrs["note"]
-    cells = grid_cells_table(other, 0.2, ["lr"])  # one row per cell, best mean val_acc first
+    cells = grid_cells_table(other, "0.2", ["lr"])  # one row per cell, best mean val_acc first
     assert cells["lr"].tolist() == ["0.2", "0.1"] and cells["val_acc"].tolist() == ["0.6000 (n=1)", "0.5000 (n=1)"]
-    modes = emphasis_mode_table(partial, 0.2)
+    modes = emphasis_mode_table(partial, "0.2")
     assert modes["intact_acc"].isna().all() and modes["val_acc"].tolist() == [0.7]
-    assert ablation_grid(partial, 0.2, "val_acc").iloc[0]["beta=2"] == "0.7000 (n=1)"
+    assert ablation_grid(partial, "0.2", "val_acc").iloc[0]["beta=2"] == "0.7000 (n=1)"
     paths = write_table(pd.DataFrame({"a_b": ["1 ± 2", "x%&#"], "c": [0.5, float("nan")]}), tmp_path, "t")
     tex = paths[2].read_text()
     assert r"a\_b" in tex and r"$\pm$" in tex and r"x\%\&\#" in tex and "---" in tex

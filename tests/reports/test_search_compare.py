@@ -20,6 +20,7 @@ from reports._search import importance_table, importances, search_study
 from reports._tables import ablation_grid, emphasis_mode_table, search_trials_table
 
 RATE = 0.2
+KEY = f"{RATE:g}"  # the label set's key in a study of one noise kind
 
 
 def logged(uri: str, name: str, stage: str) -> list:
@@ -38,9 +39,9 @@ def free(free_store):
 
 def test_a_free_search_has_no_grid_but_lists_its_trials_best_first(free_store, free) -> None:
     uri, _ = free_store
-    assert "drew λ and β freely" in ablation_grid(free.trials, RATE, "test_acc").attrs["note"]
+    assert "drew λ and β freely" in ablation_grid(free.trials, KEY, "test_acc").attrs["note"]
     runs = logged(uri, "free", "search")
-    table = search_trials_table(free.trials, RATE, ["lam", "beta"])
+    table = search_trials_table(free.trials, KEY, ["lam", "beta"])
     expected = sorted(((-r.data.metrics["val_acc"], r.info.run_id), float(r.data.params["lam"]),
                        float(r.data.params["beta"])) for r in runs)
     assert table["rank"].tolist() == [1, 2, 3, 4]
@@ -58,7 +59,7 @@ def test_a_free_search_groups_emphasis_modes_by_quarters_of_psi(free_store, free
         quarter = min(math.floor(lam / (lam + 1) * 4), 3)
         if quarter not in best or val > best[quarter][1]:
             best[quarter] = (lam, val)
-    modes = emphasis_mode_table(free.trials, RATE)
+    modes = emphasis_mode_table(free.trials, KEY)
     assert modes["psi range"].tolist() == [f"[{q / 4:g}, {(q + 1) / 4:g}{']' if q == 3 else ')'}" for q in sorted(best)]
     assert modes["lam"].tolist() == [best[q][0] for q in sorted(best)]
     assert modes["val_acc"].tolist() == [best[q][1] for q in sorted(best)]
@@ -66,7 +67,7 @@ def test_a_free_search_groups_emphasis_modes_by_quarters_of_psi(free_store, free
 
 def test_the_replayed_optuna_study_holds_the_trials_in_start_order(free_store, free) -> None:
     uri, _ = free_store
-    study = search_study(free, RATE)
+    study = search_study(free, KEY)
     runs = logged(uri, "free", "search")
     assert [t.value for t in study.trials] == [r.data.metrics["val_acc"] for r in runs]
     assert [t.params["lam"] for t in study.trials] == [float(r.data.params["lam"]) for r in runs]
@@ -79,9 +80,10 @@ def test_the_replayed_optuna_study_holds_the_trials_in_start_order(free_store, f
 
 
 def test_the_search_figures_are_drawn_for_a_free_search(free, tmp_path: Path) -> None:
-    names = [png.stem for png, _ in make_figures(free, tmp_path)]
-    assert "grid_0.2" not in names
-    assert names[-3:] == ["search_lam_beta", "search_history", "param_importances"]
+    captions = {png.stem: caption for png, caption in make_figures(free, tmp_path)}
+    assert "grid_0.2" not in captions
+    assert list(captions)[-3:] == ["search_lam_beta", "search_history", "param_importances"]
+    assert "at the highest noise rate (20%):" in captions["p_clean_noisy"]  # named by the label set drawn
 
 
 def test_p_clean_noisy_sets_the_best_cce_trial_beside_the_best_dm_from_the_other_study(free_store, free) -> None:
@@ -91,15 +93,15 @@ def test_p_clean_noisy_sets_the_best_cce_trial_beside_the_best_dm_from_the_other
         return min(logged(uri, name, "search"), key=lambda r: (-r.data.metrics["val_acc"], r.info.run_id)).info.run_id
 
     assert len(logged(uri, "cce1", "search")) == 1  # 2 asked, but CCE has nothing to search: 1 trial, not 2 alike
-    rate, drawn = p_curves(free)
-    assert rate == RATE
+    key, drawn = p_curves(free)
+    assert key == KEY
     assert [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
         ("dm", "free", best("free")), ("cce", "cce1", best("cce1"))]
-    rate, drawn = p_curves(load_study(uri, "cce1"))  # a CCE study draws the best DM of the store beside its own
+    key, drawn = p_curves(load_study(uri, "cce1"))  # a CCE study draws the best DM of the store beside its own
     assert [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
         ("cce", "cce1", best("cce1")), ("dm", "free", best("free"))]
-    [(rate, drawn)] = detection_curves(free)  # the noise-detection AUROCs: CCE's beside the study's own
-    assert rate == RATE and [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
+    [(key, drawn)] = detection_curves(free)  # the noise-detection AUROCs: CCE's beside the study's own
+    assert key == KEY and [(method, study.name, trial["run_id"]) for method, study, trial in drawn] == [
         ("dm", "free", best("free")), ("cce", "cce1", best("cce1"))]
     [(_, drawn)] = detection_curves(load_study(uri, "cce1"))  # a CCE study draws its own only
     assert [(method, study.name) for method, study, _ in drawn] == [("cce", "cce1")]
