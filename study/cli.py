@@ -1,4 +1,8 @@
-"""The `study` command: `study run [CONFIG]`, `study resume PATH`, `study list`, `study report`."""
+"""The `study` command: `study run [CONFIG]`, `study resume PATH`, `study list`, `study report`.
+
+Its help, `study list` and the config's validation import no torch, Ray or MLflow: the driver (and with it those) is
+imported once a valid study is about to start.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reports._cli import add_report_options
+from study.config import load_study_config
 from study.label_sets import label_sets
 from study.outage import DEFAULT_PATIENCE_S, TrackingUnavailable
 from trainers.errors import ConfigError, DataError
@@ -71,11 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return report(args)
     try:
+        if args.command == "run":  # the config first: a mistake in it is said before torch, Ray and MLflow load
+            config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
         from study import driver
-        from study.config import load_study_config
 
         if args.command == "run":
-            config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
             driver.check_destinations(config, args.storage)
             if args.address is None:
                 driver.check_data(config, download=args.download)
