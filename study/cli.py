@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="an existing Ray cluster, e.g. ray://head:10001 or auto (default: local Ray)")
     run.add_argument("--storage", help="folder or URI for trial checkpoints and the study state (default: ./ray_results)")
     run.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
+    run.add_argument("--data-root", metavar="PATH",
+                     help="the folder holding the data sets (sets train.data_root, after the config and --set; "
+                     "default: $NOISY_DATA_ROOT, else ~/.cache/noisy-data)")
     run.add_argument("--download", action="store_true",
                      help="fetch a missing data set into the data root first (default: never touch the network)")
     resume = sub.add_parser("resume", help="continue an interrupted study")
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report(args)
     try:
         if args.command == "run":  # the config first: a mistake in it is said before torch, Ray and MLflow load
-            config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
+            config = load_study_config(args.config, _overrides(args), allow_missing_gpu=args.address is not None)
         from study import driver
 
         if args.command == "run":
@@ -118,6 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_report:
         _report(state.tracking_uri, folder.name)
     return 0
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """`study run`'s --set overrides, then its --data-root as one more: an absolute path (the trials run elsewhere),
+    quoted so that YAML reads it as the string it is."""
+    if args.data_root is None:
+        return list(args.overrides)
+    return [*args.overrides, f"train.data_root={json.dumps(str(Path(args.data_root).expanduser().resolve()))}"]
 
 
 def _again(folder: Path) -> str:

@@ -46,6 +46,12 @@ def empty_data_root(aside: Path, request: pytest.FixtureRequest) -> list[str]:
     return ["run", "--set", "train.dataset=fashion_mnist", "--set", f"train.data_root={aside / 'noisy-data'}"]
 
 
+def data_root_option(aside: Path, request: pytest.FixtureRequest) -> list[str]:
+    """`--data-root` given relative to the working directory (cwd and aside are siblings)."""
+    (aside / "noisy-data").mkdir()
+    return ["run", "--set", "train.dataset=fashion_mnist", "--data-root", f"../{aside.name}/noisy-data"]
+
+
 def corrupt_cifar_batch(aside: Path, request: pytest.FixtureRequest) -> list[str]:
     """A data root whose CIFAR-10 files are the real ones (links), but data_batch_1 has one byte flipped."""
     source = request.getfixturevalue("cifar10_root") / "cifar-10-batches-py"
@@ -166,6 +172,9 @@ CASES: list[tuple[str, Make, tuple[str, ...]]] = [
     ("cifar-batch-md5-mismatch", corrupt_cifar_batch,
      ("error: train.data_root: data set 'cifar10' under {aside}/noisy-data",
       "corrupt file {aside}/noisy-data/cifar-10-batches-py/data_batch_1 (md5 mismatch)", "copy the files there")),
+    ("data-root-option-empty", data_root_option,
+     ("error: train.data_root: data set 'fashion_mnist' under {aside}/noisy-data",
+      "missing file {aside}/noisy-data/FashionMNIST/raw/train-images-idx3-ubyte.gz")),
     ("gpu-fraction-without-gpu", run_set("resources.gpus_per_trial=0.5"),
      ("error: resources.gpus_per_trial: 0.5 is not allowed", "no GPU is visible here", "use 0")),
     ("cuda-without-gpus", run_set("train.device=cuda"),
@@ -210,7 +219,7 @@ CASES: list[tuple[str, Make, tuple[str, ...]]] = [
 ]
 CASE_IDS = [case[0] for case in CASES]
 NEED_NO_GPU = {"gpu-fraction-without-gpu", "resume-gpu-study-without-gpu"}
-IN_SUBPROCESS = ["unknown-method", "yaml-syntax-error", "data-root-empty-no-download"]  # each import takes seconds
+IN_SUBPROCESS = ["unknown-method", "yaml-syntax-error", "data-root-empty-no-download"]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

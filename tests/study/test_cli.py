@@ -24,7 +24,7 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, 
 
 def test_help_of_each_command(capsys: pytest.CaptureFixture) -> None:
     for args, words in ((["--help"], ("run", "resume", "list", "report")),
-                        (["run", "--help"], ("--set", "--address", "--storage", "--no-report")),
+                        (["run", "--help"], ("--set", "--address", "--storage", "--no-report", "--data-root")),
                         (["resume", "--help"], ("path",)), (["list", "--help"], ("--storage",)),
                         (["report", "--help"], ("--tracking-uri", "--study", "--out"))):
         code, out, _ = run_main(args, capsys)
