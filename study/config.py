@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, paper_grid
+from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, make_space, paper_grid
 from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
 from study.label_sets import LabelSet, label_sets, noise_kinds
 from trainers.catalog import HUMAN_NOISE_KINDS, NOISE_KINDS
@@ -210,6 +210,7 @@ class StudyConfig:
         _check("search.parametrization", self.search.parametrization,
                self.search.parametrization != "psi_rho" or self.method == "dm",
                f"psi_rho reparametrises DM's lam and beta; method {self.method!r} needs lam_beta")
+        _check_search_space(self.method, self.train, self.search)
         _check("train.device", self.train.device, self.train.device != "cuda" or self.resources.gpus_per_trial > 0,
                "cuda needs resources.gpus_per_trial > 0: a trial that asks Ray for no GPU sees none")
         for label_set in self.label_sets:  # the data set, noise and method together, as each trial gets them
@@ -391,6 +392,29 @@ def _check_grid(method: str, method_params: Mapping[str, Any], train: TrainConfi
         except ConfigError as error:
             name = error.field.removeprefix(f"{method}.")
             raise ConfigError(f"search.grid.{name}", error.value, error.allowed) from None
+
+
+def _check_search_space(method: str, train: TrainConfig, search: SearchConfig) -> None:
+    """Mode optuna: each entry of `search.ranges`, merged as its label sets get it, makes a space that `make_space`
+    accepts for `method` (it names only what is searched, log scales start above 0, integers stay whole, the ends are
+    settings the trainer takes), checked without Optuna. Mode grid: no ranges, nothing tuned (the cells fix it)."""
+    if search.mode == "grid":
+        _check("search.ranges", _plain(search.ranges), not search.ranges,
+               "{} with mode grid: its cells are the settings tried (mode optuna searches ranges)")
+        for setting in ("lr", "weight_decay"):
+            _check(f"search.tune_{setting}", True, not getattr(search, f"tune_{setting}"),
+                   f"false with mode grid: put {setting} in the grid, e.g. {{{setting}: [...]}}")
+        return
+    for key in search.ranges:
+        try:
+            make_space(method, ranges=search.ranges_for(None if key == "default" else key),
+                       parametrization=search.parametrization, tune_lr=search.tune_lr,
+                       tune_weight_decay=search.tune_weight_decay, batch_size=train.batch_size)
+        except ConfigError as error:
+            name = error.field.removeprefix("ranges.")
+            entry = key if name in search.ranges[key] else "default"  # a rate's entry names its own, else default's
+            value = list(error.value) if isinstance(error.value, tuple) else error.value
+            raise ConfigError(f"search.ranges.{_rate_name(entry)}.{name}", value, error.allowed) from None
 
 
 def _noise(noise: Any) -> str | tuple[str, ...]:

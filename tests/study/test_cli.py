@@ -97,6 +97,7 @@ LIGHT = [  # (argv, exit status): help, listing and config mistakes, each answer
     (["--help"], 0), (["run", "--help"], 0), (["resume", "--help"], 0), (["list", "--help"], 0),
     (["report", "--help"], 0), (["list", "--storage", "."], 0), (["run", "--set", "search.num_samples=0"], 2),
     (["run", "--set", "method=gce", "--set", "method_params.q=0"], 2),
+    (["run", "--set", "search.ranges.default.gamma=[0, 1]"], 2),
 ]
 IMPORTED = """
 import json, sys
