@@ -1,9 +1,14 @@
-"""reports: a study's ablation grids, comparison tables and figures, regenerated from what MLflow holds."""
+"""reports: a study's ablation grids, comparison tables and figures, regenerated from what MLflow holds.
 
-from reports._cli import default_tracking_uri
-from reports._load import HISTORY_METRICS, StudyData, load_study
-from reports._report import write_report
-from reports._tables import label_set_keys, noise_label
+Each public name is imported from its module on first use: the `study` command's options (reports._cli) need no
+MLflow.
+"""
 
-__all__ = ["default_tracking_uri", "HISTORY_METRICS", "StudyData", "label_set_keys", "load_study", "noise_label",
-           "write_report"]
+from trainers.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "reports._cli": ("default_tracking_uri",),
+    "reports._load": ("HISTORY_METRICS", "StudyData", "load_study"),
+    "reports._report": ("write_report",),
+    "reports._tables": ("label_set_keys", "noise_label"),
+})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainers.datasets import is_own_data, list_datasets
+from trainers.catalog import is_own_data, list_datasets
 from trainers.errors import ConfigError
 
 # CIFAR-10, ResNet-56 (Table 3, Figs 6–9): the four β tried for each λ.

@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
-
-from optuna.trial import BaseTrial
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from search_spaces._reparam import Parametrization, check_parametrization, from_point
 from trainers.errors import ConfigError
-from trainers.losses import make_loss
+from trainers.methods import check_loss_params
 
-Space = Callable[[BaseTrial], dict[str, Any] | None]
+if TYPE_CHECKING:  # making (and checking) a space needs no Optuna: only its trials do
+    from optuna.trial import BaseTrial
+
+Space = Callable[["BaseTrial"], "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ def make_space(
         searched["weight_decay"] = _TRAINING["weight_decay"]
     for name, value in (ranges or {}).items():
         if name not in searched:
-            raise ConfigError(f"ranges.{name}", value, f"parameters of {method}: {', '.join(searched) or 'none'}")
+            hint = f"; {name} only with tune_{name}" if name in _TRAINING else ""
+            raise ConfigError(f"ranges.{name}", value, f"a parameter that {method} searches ({parametrization}): "
+                              f"{', '.join(searched) or 'none'}{hint}")
         searched[name] = _override(name, value, searched[name])
     _check_accepted(method, parametrization, {n: r for n, r in searched.items() if n not in _TRAINING and not r.train})
     return _Space(method, parametrization, tuple(searched.items()))
@@ -165,6 +168,6 @@ def _check_accepted(method: str, parametrization: Parametrization, searched: dic
         for end in (r.low, r.high):
             point = {n: end if n == name else other.low for n, other in searched.items()}
             try:
-                make_loss(method, **from_point(point, parametrization))
+                check_loss_params(method, from_point(point, parametrization))
             except ConfigError as error:
                 raise ConfigError(f"ranges.{name}", (r.low, r.high), error.allowed) from None

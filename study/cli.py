@@ -1,4 +1,8 @@
-"""The `study` command: `study run [CONFIG]`, `study resume PATH`, `study list`, `study report`."""
+"""The `study` command: `study run [CONFIG]`, `study resume PATH`, `study list`, `study report`.
+
+Its help, `study list` and the config's validation import no torch, Ray or MLflow: the driver (and with it those) is
+imported once a valid study is about to start.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reports._cli import add_report_options
+from study.config import load_study_config
 from study.label_sets import label_sets
 from study.outage import DEFAULT_PATIENCE_S, TrackingUnavailable
 from trainers.errors import ConfigError, DataError
@@ -33,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="an existing Ray cluster, e.g. ray://head:10001 or auto (default: local Ray)")
     run.add_argument("--storage", help="folder or URI for trial checkpoints and the study state (default: ./ray_results)")
     run.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
+    run.add_argument("--data-root", metavar="PATH",
+                     help="the folder holding the data sets (sets train.data_root, after the config and --set; "
+                     "default: $NOISY_DATA_ROOT, else ~/.cache/noisy-data)")
     run.add_argument("--download", action="store_true",
                      help="fetch a missing data set into the data root first (default: never touch the network)")
     resume = sub.add_parser("resume", help="continue an interrupted study")
@@ -71,11 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return report(args)
     try:
+        if args.command == "run":  # the config first: a mistake in it is said before torch, Ray and MLflow load
+            config = load_study_config(args.config, _overrides(args), allow_missing_gpu=args.address is not None)
         from study import driver
-        from study.config import load_study_config
 
         if args.command == "run":
-            config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
             driver.check_destinations(config, args.storage)
             if args.address is None:
                 driver.check_data(config, download=args.download)
@@ -113,6 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_report:
         _report(state.tracking_uri, folder.name)
     return 0
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """`study run`'s --set overrides, then its --data-root as one more: an absolute path (the trials run elsewhere),
+    quoted so that YAML reads it as the string it is."""
+    if args.data_root is None:
+        return list(args.overrides)
+    return [*args.overrides, f"train.data_root={json.dumps(str(Path(args.data_root).expanduser().resolve()))}"]
 
 
 def _again(folder: Path) -> str:

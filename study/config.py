@@ -6,7 +6,8 @@
     (4, (0.2, 0.4))
 
 Every mistake is a `trainers.ConfigError` naming the dotted key (e.g. `search.num_samples`), the value and what
-is allowed, in one line. Loading imports no Ray or MLflow and writes nothing.
+is allowed, in one line. Loading imports no torch, Ray or MLflow (torch only to see a GPU that the config asks for)
+and writes nothing.
 """
 
 from __future__ import annotations
@@ -22,16 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-import torch
-
-from trainers.config import TrainConfig
-from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, paper_grid
+from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, make_space, paper_grid
 from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
 from study.label_sets import LabelSet, label_sets, noise_kinds
+from trainers.catalog import HUMAN_NOISE_KINDS, NOISE_KINDS
+from trainers.config import TrainConfig
 from trainers.errors import ConfigError
-from trainers.human_noise import HUMAN_NOISE_KINDS
-from trainers.losses import list_losses, loss_params, make_loss
-from trainers.noise import NOISE_KINDS
+from trainers.methods import check_loss_params, list_losses, loss_params
 
 __all__ = [
     "DEFAULT_TRAIN",
@@ -212,6 +210,7 @@ class StudyConfig:
         _check("search.parametrization", self.search.parametrization,
                self.search.parametrization != "psi_rho" or self.method == "dm",
                f"psi_rho reparametrises DM's lam and beta; method {self.method!r} needs lam_beta")
+        _check_search_space(self.method, self.train, self.search)
         _check("train.device", self.train.device, self.train.device != "cuda" or self.resources.gpus_per_trial > 0,
                "cuda needs resources.gpus_per_trial > 0: a trial that asks Ray for no GPU sees none")
         for label_set in self.label_sets:  # the data set, noise and method together, as each trial gets them
@@ -278,10 +277,16 @@ def study_config_from_dict(data: Mapping[str, Any], *, allow_missing_gpu: bool =
     }
     config = _section(StudyConfig, merge(_defaults(), data), "", "study settings", sections)
     gpus = config.resources.gpus_per_trial
-    if gpus > 0 and not allow_missing_gpu and not torch.cuda.is_available():
+    if gpus > 0 and not allow_missing_gpu and not _cuda_available():
         raise ConfigError("resources.gpus_per_trial", gpus, "no GPU is visible here (torch.cuda.is_available() is "
                           "False): use 0, or send the study to a cluster (--address)")
     return config
+
+
+def _cuda_available() -> bool:
+    import torch  # here: only a config that asks for a GPU needs torch to check
+
+    return torch.cuda.is_available()
 
 
 # --- building sections from mappings ---------------------------------------------------------------------------
@@ -321,7 +326,7 @@ def _asha(value: Any, key: str) -> AshaConfig | None:
 
 
 def _method_params(method: str, params: Any) -> dict[str, Any]:
-    """`params` checked against the loss's own: unknown names, then `make_loss`'s checks."""
+    """`params` checked against the method's own: unknown names, then their values (trainers.methods)."""
     _check("method_params", params, isinstance(params, Mapping), f"a mapping of {method}'s parameters")
     allowed = list(loss_params(method))
     for key, value in params.items():
@@ -330,7 +335,7 @@ def _method_params(method: str, params: Any) -> dict[str, Any]:
             hint = f"did you mean {close[0]!r}?" if close else "its parameters: " + (", ".join(allowed) or "none")
             raise ConfigError(f"method_params.{key}", value, f"not a parameter of {method}; {hint}")
     try:
-        make_loss(method, **params)
+        check_loss_params(method, params)
     except ConfigError as error:
         name = error.field.removeprefix(f"{method}.")
         raise ConfigError(f"method_params.{name}", error.value, error.allowed) from None
@@ -387,6 +392,29 @@ def _check_grid(method: str, method_params: Mapping[str, Any], train: TrainConfi
         except ConfigError as error:
             name = error.field.removeprefix(f"{method}.")
             raise ConfigError(f"search.grid.{name}", error.value, error.allowed) from None
+
+
+def _check_search_space(method: str, train: TrainConfig, search: SearchConfig) -> None:
+    """Mode optuna: each entry of `search.ranges`, merged as its label sets get it, makes a space that `make_space`
+    accepts for `method` (it names only what is searched, log scales start above 0, integers stay whole, the ends are
+    settings the trainer takes), checked without Optuna. Mode grid: no ranges, nothing tuned (the cells fix it)."""
+    if search.mode == "grid":
+        _check("search.ranges", _plain(search.ranges), not search.ranges,
+               "{} with mode grid: its cells are the settings tried (mode optuna searches ranges)")
+        for setting in ("lr", "weight_decay"):
+            _check(f"search.tune_{setting}", True, not getattr(search, f"tune_{setting}"),
+                   f"false with mode grid: put {setting} in the grid, e.g. {{{setting}: [...]}}")
+        return
+    for key in search.ranges:
+        try:
+            make_space(method, ranges=search.ranges_for(None if key == "default" else key),
+                       parametrization=search.parametrization, tune_lr=search.tune_lr,
+                       tune_weight_decay=search.tune_weight_decay, batch_size=train.batch_size)
+        except ConfigError as error:
+            name = error.field.removeprefix("ranges.")
+            entry = key if name in search.ranges[key] else "default"  # a rate's entry names its own, else default's
+            value = list(error.value) if isinstance(error.value, tuple) else error.value
+            raise ConfigError(f"search.ranges.{_rate_name(entry)}.{name}", value, error.allowed) from None
 
 
 def _noise(noise: Any) -> str | tuple[str, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from trainers.human_noise import HUMAN_NOISE_KINDS
+from trainers.catalog import HUMAN_NOISE_KINDS
 
 __all__ = ["LabelSet", "label_sets", "noise_kinds", "pct_label"]
 

@@ -9,10 +9,6 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
-import requests
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
 from trainers.errors import ConfigError
 
 T = TypeVar("T")
@@ -44,6 +40,9 @@ def fail_fast() -> Iterator[None]:
 def unanswered(error: BaseException) -> bool:
     """Whether `error` says MLflow did not answer (no connection, a timeout, 5xx, 408 or 429, a locked SQLite store)
     rather than that it refused the request."""
+    import requests  # here, as MLflow below: the `study` command's help and checks need neither
+    from mlflow.exceptions import MlflowException
+
     if isinstance(error, MlflowException):
         status = error.get_http_status_code()
     elif isinstance(error, requests.HTTPError) and error.response is not None:
@@ -56,6 +55,8 @@ def unanswered(error: BaseException) -> bool:
 def reason(error: BaseException) -> str:
     """A short cause: "[Errno 111] Connection refused", "timed out", the innermost message of what urllib3 says caused
     it ("Remote end closed connection without response"), else the error's first line, cut at 200."""
+    import requests
+
     text = str(error)
     found = _ERRNO.search(text)
     if found:
@@ -124,6 +125,8 @@ class Outage:
 
 def check_answers(key: str, uri: str) -> None:
     """A ConfigError unless the MLflow tracking server at `uri` (http or https) answers a read within seconds."""
+    from mlflow.tracking import MlflowClient
+
     try:
         with fail_fast():
             MlflowClient(uri).search_experiments(max_results=1)

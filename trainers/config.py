@@ -7,13 +7,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from trainers.datasets import is_own_data, list_datasets
+from trainers.catalog import (HUMAN_NOISE_DATASETS, HUMAN_NOISE_KINDS, NOISE_KINDS, PROBE_PER_CLASS, VAL_LABELS,
+                              is_own_data, list_datasets, list_models)
 from trainers.errors import ConfigError
-from trainers.human_noise import HUMAN_NOISE_DATASETS, HUMAN_NOISE_KINDS
-from trainers.losses import make_loss
-from trainers.models import list_models
-from trainers.noise import NOISE_KINDS
-from trainers.splits import PROBE_PER_CLASS, VAL_LABELS
+from trainers.methods import check_loss_params, learns_from_probe
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("search", "final"),
@@ -98,10 +95,10 @@ class TrainConfig:
         _one_of("model", self.model, tuple(list_models()))
         for name, allowed in _CHOICES.items():
             _one_of(name, getattr(self, name), allowed)
-        loss = make_loss(self.method, **self.method_params)
+        check_loss_params(self.method, self.method_params)
         probe = self.probe_per_class
         _check("probe_per_class", probe, probe is None or _int(probe) and probe >= 0, "an integer ≥ 0, or None")
-        _check("probe_per_class", probe, probe != 0 or "probe" not in getattr(loss, "needs", ()),
+        _check("probe_per_class", probe, probe != 0 or not learns_from_probe(self.method, self.method_params),
                f"an integer ≥ 1, or None for {PROBE_PER_CLASS}: {self.method} learns from a trusted probe set")
         needed = {"asym-cifar10": "cifar10", "asym-cifar100": "cifar100", **HUMAN_NOISE_DATASETS}.get(self.noise)
         if needed and self.dataset != needed:
@@ -137,13 +134,15 @@ class TrainConfig:
         that learn from a probe and 0 for the others."""
         if self.probe_per_class is not None:
             return self.probe_per_class
-        return PROBE_PER_CLASS if "probe" in getattr(make_loss(self.method, **self.method_params), "needs", ()) else 0
+        return PROBE_PER_CLASS if learns_from_probe(self.method, self.method_params) else 0
 
     def resolved_ema(self) -> float:
         """The decay of the weight average evaluated (0: the raw weights): `ema`, or where it is None the method's
         `default_ema` (0.999 for ieg) or 0."""
         if self.ema is not None:
             return float(self.ema)
+        from trainers.losses import make_loss  # torch: for training, not for checking a config
+
         return float(getattr(make_loss(self.method, **self.method_params), "default_ema", 0.0))
 
     def replace(self, **changes: Any) -> "TrainConfig":

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from trainers.catalog import DATASETS, is_own_data, list_datasets, register_dataset  # noqa: F401 (re-exported)
 from trainers.errors import DataError
-from trainers.registry import Registry
 
 # The ten vehicle classes of CIFAR-100 (seed paper, appendix C), in label order.
 VEHICLES10 = (
@@ -20,7 +20,6 @@ VEHICLES10 = (
     "lawn_mower", "rocket", "streetcar", "tank", "tractor",
 )  # fmt: skip
 _DOWNLOAD_TIMEOUT_S = 30.0
-OWN_DATA_KINDS = ("npz", "folder")  # your own data: `npz:PATH`, `folder:PATH`
 _HINT = "(no network: copy the files there, see the README)"
 
 
@@ -62,23 +61,6 @@ class Dataset:
 
 Loader = Callable[[Path, bool], Dataset]
 _Split = tuple[torch.Tensor, torch.Tensor]  # (images, labels)
-DATASETS: Registry[Loader] = Registry("dataset")
-
-
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator that makes a loader `(root, download) -> Dataset` available under `name`."""
-    return DATASETS.register(name)
-
-
-def list_datasets() -> list[str]:
-    """Names of the registered data sets, sorted."""
-    return DATASETS.names()
-
-
-def is_own_data(name: str) -> bool:
-    """Whether `name` names your own data: `npz:PATH` or `folder:PATH`."""
-    kind, colon, path = name.partition(":")
-    return kind in OWN_DATA_KINDS and bool(colon and path)
 
 
 def default_data_root() -> Path:

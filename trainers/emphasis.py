@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from trainers.errors import ConfigError
+from trainers.methods import ALPHA, ETA, LAM, PSI
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def dm_weight(p: Tensor, lam: float, beta: float) -> Tensor:
 def _dm(lam: float, beta: float) -> Emphasis:
     """exp(β·p^λ·(1 − p)): mode λ/(λ+1) for β > 0. For β < 0 the weight is largest at the ends: at 1 for λ = 0, at
     both 0 and 1 (w = 1 there) for λ > 0, so no mode (nan)."""
-    _check("lam", lam, lam >= 0, "λ ≥ 0")
+    LAM.check("lam", lam)
     mode = lam / (lam + 1) if beta > 0 else (1.0 if beta < 0 and lam == 0 else math.nan)
     return Emphasis("dm", lambda p, r: torch.exp(beta * p.pow(lam) * r), mode)
 
@@ -59,7 +60,7 @@ def _dm(lam: float, beta: float) -> Emphasis:
 def _normal(psi: float, beta: float) -> Emphasis:
     """exp(−β·p(p − 2ψ)) = exp(−β((p − ψ)² − ψ²)): mode min(ψ, 1) for β > 0; for β < 0 the end farther from ψ, and no
     mode (nan) at ψ = ½, where w(0) = w(1) = 1."""
-    _check("psi", psi, psi >= 0, "ψ ≥ 0")
+    PSI.check("psi", psi)
     if beta > 0:
         mode = min(psi, 1.0)
     else:
@@ -73,8 +74,8 @@ def _exponential(beta: float) -> Emphasis:
 
 
 def _beta(alpha: float, eta: float) -> Emphasis:
-    _check("alpha", alpha, alpha >= 0, "α ≥ 0")
-    _check("eta", eta, eta >= 0, "η ≥ 0")
+    ALPHA.check("alpha", alpha)
+    ETA.check("eta", eta)
     if alpha > 1 and eta > 1:
         mode = (alpha - 1) / (alpha + eta - 2)
     elif alpha == eta or (alpha < 1 and eta < 1):  # flat (α = η = 1), or infinite at both ends
@@ -85,7 +86,8 @@ def _beta(alpha: float, eta: float) -> Emphasis:
 
 
 def _gce(q: float) -> Emphasis:
-    _check("q", q, 0 <= q <= 1, "q in [0, 1]")
+    if not 0 <= q <= 1:
+        raise ConfigError("q", q, "q in [0, 1]")
     return Emphasis("gce", lambda p, r: 2 * p.pow(q) * r, q / (q + 1))
 
 
@@ -117,7 +119,3 @@ def list_emphases() -> list[str]:
     """Names of the emphasis functions."""
     return sorted(_EMPHASES)
 
-
-def _check(field: str, value: float, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(field, value, allowed)

@@ -15,6 +15,7 @@ from torch.func import functional_call, grad, vmap
 
 from trainers.emphasis import at_least_float32
 from trainers.errors import ConfigError
+from trainers.methods import FINITE, K_NEIGHBOURS
 
 
 def gradsim_weights(features: Tensor, logits: Tensor, targets: Tensor, a: float, k: int, *,
@@ -92,10 +93,8 @@ def weights_from_cosines(cos: Tensor, a: float, k: int, *, groups: Tensor | None
 
 def check_a_k(a: float, k: int) -> None:
     """ConfigError unless a is a finite number and k an integer ≥ 1."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError("k", k, "an integer ≥ 1")
-    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a):
-        raise ConfigError("a", a, "a finite number")
+    K_NEIGHBOURS.check("k", k)
+    FINITE.check("a", a)
 
 
 def ranking_only_weights(scores: Tensor, drop_fraction: float) -> Tensor:

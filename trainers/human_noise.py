@@ -14,6 +14,7 @@ import torch
 from numpy._core.multiarray import _reconstruct
 from torch import Tensor
 
+from trainers.catalog import HUMAN_KINDS, HUMAN_NOISE_DATASETS, HUMAN_NOISE_KINDS, SYNTHETIC
 from trainers.datasets import Dataset
 from trainers.errors import ConfigError, DataError
 from trainers.noise import NoisyLabels
@@ -32,19 +33,6 @@ FILES = {
     "cifar10": LabelFile("CIFAR-10_human.pt", "96644db5574813cae939af5f7f2a0aec"),
     "cifar100": LabelFile("CIFAR-100_human.pt", "a67b45c1d7992051865b5c755bd68bb1"),
 }
-# human noise kind → (its data set, its key in the data set's label file)
-HUMAN_KINDS = {
-    "cifar10n-aggre": ("cifar10", "aggre_label"),
-    "cifar10n-rand1": ("cifar10", "random_label1"),
-    "cifar10n-rand2": ("cifar10", "random_label2"),
-    "cifar10n-rand3": ("cifar10", "random_label3"),
-    "cifar10n-worst": ("cifar10", "worse_label"),
-    "cifar100n": ("cifar100", "noisy_label"),
-}
-SYNTHETIC = "-synthetic"  # suffix of the control kinds: cifar10n-worst-synthetic, ...
-HUMAN_NOISE_KINDS = (*HUMAN_KINDS, *(kind + SYNTHETIC for kind in HUMAN_KINDS))
-# every kind that takes its labels (or its transition matrix) from a label file → the one data set it fits
-HUMAN_NOISE_DATASETS = {kind: HUMAN_KINDS[kind.removesuffix(SYNTHETIC)][0] for kind in HUMAN_NOISE_KINDS}
 
 # Exactly the globals the released files' pickles name beyond torch's own allow-list (numpy arrays of int64),
 # `_reconstruct` under the numpy 1 name the pickles use; Int64DType is what `numpy.dtype("i8")` builds.

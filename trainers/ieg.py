@@ -23,9 +23,7 @@ from torch import Tensor, nn
 
 from trainers.augment import auto_augment, crop_flip, cutout
 from trainers.emphasis import at_least_float32
-from trainers.errors import ConfigError
 from trainers.meta import (
-    Layers,
     meta_step,
     momentum_of,
     relabel_from,
@@ -33,6 +31,7 @@ from trainers.meta import (
     soft_targets,
     weights_from,
 )
+from trainers.methods import FLAG, LOSS_WEIGHT, POSITIVE, UNIT, Layers
 from trainers.reweight import ProbeMethod
 
 RMS_EPS = 1e-8  # logit normalisation z / sqrt(mean(z²) + this), as the authors' code
@@ -49,19 +48,12 @@ class IEG(ProbeMethod):
                  meta_momentum: bool, mixup_alpha: float, uc: bool, mc: bool, aa: bool, relabel: bool,
                  layers: Layers) -> None:
         super().__init__(meta_lr, layers)
-        for name, value in (("p", p), ("k", k)):
-            if not value >= 0:
-                raise ConfigError(name, value, "a number ≥ 0: a loss weight")
-        if not temperature > 0:
-            raise ConfigError("temperature", temperature, "a number > 0")
-        if not 0 <= init_relabel <= 1:
-            raise ConfigError("init_relabel", init_relabel, "a number in [0, 1]")
-        if not mixup_alpha > 0:
-            raise ConfigError("mixup_alpha", mixup_alpha, "a number > 0")
-        switches = {"meta_momentum": meta_momentum, "uc": uc, "mc": mc, "aa": aa, "relabel": relabel}
-        for name, value in switches.items():
-            if not isinstance(value, bool):
-                raise ConfigError(name, value, "true or false")
+        checks = (("p", p, LOSS_WEIGHT), ("k", k, LOSS_WEIGHT), ("temperature", temperature, POSITIVE),
+                  ("init_relabel", init_relabel, UNIT), ("mixup_alpha", mixup_alpha, POSITIVE),
+                  ("meta_momentum", meta_momentum, FLAG), ("uc", uc, FLAG), ("mc", mc, FLAG), ("aa", aa, FLAG),
+                  ("relabel", relabel, FLAG))
+        for name, value, allowed in checks:
+            allowed.check(name, value)
         self.p, self.k, self.temperature, self.init_relabel = p, k, temperature, init_relabel
         self.meta_momentum, self.mixup_alpha = meta_momentum, mixup_alpha
         self.uc, self.mc, self.aa, self.relabels = uc, mc, aa, relabel

@@ -3,16 +3,14 @@ that learn from a trusted probe set (L2R, IEG), the baselines."""
 
 from __future__ import annotations
 
-import inspect
 import math
-from typing import Any, Callable, Literal, get_args
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.emphasis import Emphasis, at_least_float32, make_emphasis
-from trainers.errors import ConfigError
 from trainers.gradsim import (
     check_a_k,
     last_layer_cosines,
@@ -23,49 +21,36 @@ from trainers.gradsim import (
     weights_from_cosines,
 )
 from trainers.ieg import IEG
-from trainers.meta import Layers, check_layers
-from trainers.registry import Registry
+from trainers.methods import (  # noqa: F401 (list_losses, loss_params, register_loss: re-exported)
+    DROP,
+    EPS,
+    FLAG,
+    LAYERS,
+    LOSSES,
+    NORMALIZE,
+    UNIT,
+    Layers,
+    Normalize,
+    checked_params,
+    list_losses,
+    loss_params,
+    register_loss,
+)
 from trainers.reweight import L2R
 
-Normalize = Literal["sum", "mean", "none"]
 # The authors' released layer (GR_caffe_layer/unified_weight_loss_layer.cpp, XinshaoAmosWang/DerivativeManipulation):
-# ∂L/∂z_i = (p − onehot)·w_i/(2 − 2p_i + 1e-6), divided by 1e-8 + Σ_j w_j over the batch.
-AUTHORS_EPS = 1e-6  # the guard on 2(1 − p_i): the DM family's default `eps`
+# ∂L/∂z_i = (p − onehot)·w_i/(2 − 2p_i + 1e-6), divided by 1e-8 + Σ_j w_j over the batch (the 1e-6:
+# trainers.methods.AUTHORS_EPS).
 SUM_EPS = 1e-8  # the guard on Σw: every "sum" normalisation
 LossBuilder = Callable[..., nn.Module]
-LOSSES: Registry[LossBuilder] = Registry("method")
-
-
-def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
-    """Register a loss builder (keyword-only hyperparameters with defaults) under `name`.
-
-    The module it builds maps (logits, targets) to a scalar; one with `needs` also gets what those name, as keyword
-    arguments (see WeightedCE). A trainers.reweight.ProbeMethod runs the model itself: (inputs, targets, **needs) →
-    (the batch's logits, the loss).
-    """
-    return LOSSES.register(name)
-
-
-def list_losses() -> list[str]:
-    """Names of the registered losses (the trainers' methods)."""
-    return LOSSES.names()
-
-
-def loss_params(name: str) -> dict[str, object]:
-    """The hyperparameters of loss `name` with their defaults."""
-    return {k: p.default for k, p in inspect.signature(LOSSES[name]).parameters.items()}
 
 
 def make_loss(name: str, **hyperparameters: object) -> nn.Module:
-    """A module mapping (logits, targets, and any `needs`) to a scalar, e.g. `make_loss("dm", lam=1.0, beta=8.0)`."""
-    allowed = loss_params(name)
-    for key, value in hyperparameters.items():
-        if key not in allowed:
-            raise ConfigError(f"{name}.{key}", value, f"parameters of {name}: {', '.join(allowed) or 'none'}")
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if isinstance(allowed[key], float) and not numeric:
-            raise ConfigError(f"{name}.{key}", value, "a finite number")
-    return LOSSES[name](**hyperparameters)
+    """A module mapping (logits, targets, and any `needs`) to a scalar, e.g. `make_loss("dm", lam=1.0, beta=8.0)`.
+
+    The hyperparameters are checked first (trainers.methods); the others keep their defaults.
+    """
+    return LOSSES[name](**checked_params(name, hyperparameters))
 
 
 def _target_prob(z: Tensor, y: Tensor) -> Tensor:
@@ -88,10 +73,8 @@ class EmphasisLoss(nn.Module):
 
     def __init__(self, emphasis: Emphasis, normalize: Normalize = "sum", eps: float = 0.0) -> None:
         super().__init__()
-        if normalize not in get_args(Normalize):
-            raise ConfigError("normalize", normalize, "one of: " + ", ".join(get_args(Normalize)))
-        if not eps >= 0:
-            raise ConfigError("eps", eps, f"a number ≥ 0 (0: the exact gradient; the authors' code: {AUTHORS_EPS:g})")
+        NORMALIZE.check("normalize", normalize)
+        EPS.check("eps", eps)
         self.emphasis, self.normalize, self.eps = emphasis, normalize, eps
         self.last_weights: Tensor | None = None
 
@@ -159,8 +142,7 @@ class _Bootstrap(nn.Module):
 
     def __init__(self, beta: float, hard: bool) -> None:
         super().__init__()
-        if not 0 <= beta <= 1:
-            raise ConfigError("beta", beta, "a number in [0, 1]")
+        UNIT.check("beta", beta)
         self.beta, self.hard = beta, hard
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -229,11 +211,9 @@ class GradSimLoss(WeightedCE):
     def __init__(self, a: float, k: int, *, within_class: bool, layers: Layers, drop: float) -> None:
         super().__init__()
         check_a_k(a, k)
-        if not isinstance(within_class, bool):
-            raise ConfigError("within_class", within_class, "true or false")
-        check_layers(layers)
-        if not 0 <= drop < 1:
-            raise ConfigError("drop", drop, "a number in [0, 1): the share of each batch given weight 0")
+        FLAG.check("within_class", within_class)
+        LAYERS.check("layers", layers)
+        DROP.check("drop", drop)
         self.a, self.k, self.within_class, self.layers, self.drop = a, k, within_class, layers, drop
         self.needs = ("features",) if layers == "last" else ("inputs", "model")
 
@@ -270,32 +250,27 @@ class _OracleWeights(WeightedCE):
         return oracle_weights(noisy)
 
 
-def _q(q: float) -> float:
-    if not 0 < q <= 1:
-        raise ConfigError("q", q, "a number in (0, 1]")
-    return q
+# The builders: keyword-only hyperparameters, in the order and with the defaults and checks of their specs in
+# trainers.methods (BUILT_IN), which make_loss applies first.
 
 
 @register_loss("dm")
-def _dm(*, lam: float = 0.5, beta: float = 8.0, normalize: Normalize = "sum",
-        eps: float = AUTHORS_EPS) -> nn.Module:
+def _dm(*, lam: float, beta: float, normalize: Normalize, eps: float) -> nn.Module:
     return EmphasisLoss(make_emphasis("dm", lam=lam, beta=beta), normalize, eps)
 
 
 @register_loss("dm-normal")
-def _dm_normal(*, psi: float = 0.5, beta: float = 4.0, normalize: Normalize = "sum",
-               eps: float = AUTHORS_EPS) -> nn.Module:
+def _dm_normal(*, psi: float, beta: float, normalize: Normalize, eps: float) -> nn.Module:
     return EmphasisLoss(make_emphasis("normal", psi=psi, beta=beta), normalize, eps)
 
 
 @register_loss("dm-exp")
-def _dm_exp(*, beta: float = 1.0, normalize: Normalize = "sum", eps: float = AUTHORS_EPS) -> nn.Module:
+def _dm_exp(*, beta: float, normalize: Normalize, eps: float) -> nn.Module:
     return EmphasisLoss(make_emphasis("exponential", beta=beta), normalize, eps)
 
 
 @register_loss("dm-beta")
-def _dm_beta(*, alpha: float = 2.0, eta: float = 2.0, normalize: Normalize = "sum",
-             eps: float = AUTHORS_EPS) -> nn.Module:
+def _dm_beta(*, alpha: float, eta: float, normalize: Normalize, eps: float) -> nn.Module:
     return EmphasisLoss(make_emphasis("beta", alpha=alpha, eta=eta), normalize, eps)
 
 
@@ -305,13 +280,11 @@ def _cce() -> nn.Module:
 
 
 @register_loss("mae")
-def _mae(*, scale: float = 1.0) -> nn.Module:
+def _mae(*, scale: float) -> nn.Module:
     """scale·(1 − p_i): 1 is seed 002's MAE (gradient L1 norm 2p(1 − p)), 2 seed 000's 2(1 − p) (norm 4p(1 − p)).
 
     `mae-dn` divides by the batch sum of the norms, so it is the same for either.
     """
-    if not scale > 0:
-        raise ConfigError("scale", scale, "a number > 0 (1: seed 002's 1 − p; 2: seed 000's 2(1 − p))")
     return _PLoss(lambda log_p: scale * (1 - log_p.exp()))
 
 
@@ -321,16 +294,13 @@ def _mse() -> nn.Module:
 
 
 @register_loss("gce")
-def _gce(*, q: float = 0.7, truncate: float = 0.0) -> nn.Module:
+def _gce(*, q: float, truncate: float) -> nn.Module:
     """Generalised cross entropy L_q(p_i) = (1 − p_i^q)/q (Zhang & Sabuncu 2018).
 
     `truncate` k > 0: their truncated loss L_q(max(p_i, k)), constant (gradient 0) where p_i ≤ k (seed 000 Eq. 5; the
     paper's k is 0.5). Only the truncation is implemented, not the paper's pruning schedule (the alternating convex
     search that seed 000 §3.1 describes).
     """
-    q = _q(q)
-    if not 0 <= truncate < 1:
-        raise ConfigError("truncate", truncate, "a number in [0, 1) (0: no truncation; the GCE paper's k: 0.5)")
     floor = math.log(truncate) if truncate > 0 else -math.inf
     return _PLoss(lambda log_p: (1 - (q * torch.where(log_p > floor, log_p, floor)).exp()) / q)
 
@@ -349,36 +319,33 @@ for _name in ("cce", "mae", "mse"):
 
 
 @register_loss("gce-dn")
-def _gce_dn(*, q: float = 0.7) -> nn.Module:
-    return EmphasisLoss(make_emphasis("gce", q=_q(q)), "sum")
+def _gce_dn(*, q: float) -> nn.Module:
+    return EmphasisLoss(make_emphasis("gce", q=q), "sum")
 
 
 @register_loss("ls")
-def _label_smoothing(*, epsilon: float = 0.1) -> nn.Module:
-    if not 0 <= epsilon <= 1:
-        raise ConfigError("epsilon", epsilon, "a number in [0, 1]")
+def _label_smoothing(*, epsilon: float) -> nn.Module:
     return nn.CrossEntropyLoss(label_smoothing=epsilon)
 
 
 @register_loss("boot-soft")
-def _boot_soft(*, beta: float = 0.95) -> nn.Module:
+def _boot_soft(*, beta: float) -> nn.Module:
     return _Bootstrap(beta, hard=False)
 
 
 @register_loss("boot-hard")
-def _boot_hard(*, beta: float = 0.8) -> nn.Module:
+def _boot_hard(*, beta: float) -> nn.Module:
     return _Bootstrap(beta, hard=True)
 
 
 @register_loss("sce")
-def _sce(*, alpha: float = 0.1, beta: float = 1.0) -> nn.Module:
+def _sce(*, alpha: float, beta: float) -> nn.Module:
     return _SymmetricCE(alpha, beta)
 
 
 @register_loss("gradsim")
-def _gradsim(*, a: float = 4.0, k: int = 4, within_class: bool = False, layers: Layers = "last",
-             drop: float = 0.0) -> nn.Module:
-    return GradSimLoss(a, k, within_class=within_class, layers=layers, drop=drop)  # a, k: seed 004 Table 1
+def _gradsim(*, a: float, k: int, within_class: bool, layers: Layers, drop: float) -> nn.Module:
+    return GradSimLoss(a, k, within_class=within_class, layers=layers, drop=drop)
 
 
 @register_loss("gradsim-random")
@@ -393,16 +360,15 @@ def _gradsim_oracle() -> nn.Module:
 
 
 @register_loss("l2r")
-def _l2r(*, meta_lr: float = 0.1, layers: Layers = "all") -> nn.Module:
+def _l2r(*, meta_lr: float, layers: Layers) -> nn.Module:
     """Learning to reweight from a trusted probe set; meta_lr: the authors' fixed virtual step size."""
     return L2R(meta_lr, layers)
 
 
 @register_loss("ieg")
-def _ieg(*, meta_lr: float = 0.1, p: float = 5.0, k: float = 20.0, temperature: float = 0.5, init_relabel: float = 0.9,
-         meta_momentum: bool = True, mixup_alpha: float = 0.5, uc: bool = True, mc: bool = True, aa: bool = True,
-         relabel: bool = True, layers: Layers = "all") -> nn.Module:
-    """IEG with the paper's coefficients (p = 5, k = 20, T = 0.5) and switches for seed 003 Table 7's components."""
+def _ieg(*, meta_lr: float, p: float, k: float, temperature: float, init_relabel: float, meta_momentum: bool,
+         mixup_alpha: float, uc: bool, mc: bool, aa: bool, relabel: bool, layers: Layers) -> nn.Module:
+    """IEG with switches for seed 003 Table 7's components."""
     return IEG(meta_lr=meta_lr, p=p, k=k, temperature=temperature, init_relabel=init_relabel,
                meta_momentum=meta_momentum, mixup_alpha=mixup_alpha, uc=uc, mc=mc, aa=aa, relabel=relabel,
                layers=layers)

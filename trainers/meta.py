@@ -16,8 +16,6 @@ by α·wd·θ).
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 import torch.autograd.forward_ad as fwad
 import torch.nn.functional as F
@@ -25,17 +23,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from trainers.emphasis import at_least_float32
-from trainers.errors import ConfigError
+from trainers.methods import Layers
 
-Layers = Literal["last", "all"]  # the layers a per-example gradient (or a virtual step) covers
 NORMALISER = 1e-5  # the weights' normaliser Σ max(−∂L_p/∂ε, 0) + this, as the authors' code
 Params = dict[str, Tensor]
-
-
-def check_layers(layers: str) -> None:
-    """ConfigError unless `layers` is "last" (the final linear layer only) or "all" (the whole network)."""
-    if layers not in get_args(Layers):
-        raise ConfigError("layers", layers, "one of: " + ", ".join(get_args(Layers)))
 
 
 def meta_params(model: nn.Module, layers: Layers) -> Params:

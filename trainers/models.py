@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainers.catalog import MODELS, list_models, register_model  # noqa: F401 (re-exported)
 from trainers.errors import ConfigError
-from trainers.registry import Registry
 
 
 class Classifier(nn.Module):
@@ -33,19 +33,6 @@ class Classifier(nn.Module):
 
 
 Builder = Callable[..., Classifier]  # called as builder(in_shape=(C, H, W), num_classes=..., dropout=...)
-MODELS: Registry[Builder] = Registry("model")
-
-
-def register_model(name: str) -> Callable[[Builder], Builder]:
-    """Decorator that makes a builder available to `create_model` under `name`."""
-    return MODELS.register(name)
-
-
-def list_models() -> list[str]:
-    """The registered model names, sorted."""
-    return MODELS.names()
-
-
 def create_model(
     name: str, *, in_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
 ) -> Classifier:

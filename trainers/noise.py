@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from trainers.catalog import NOISE_KINDS
 from trainers.errors import ConfigError
 
-NOISE_KINDS = ("symmetric", "uniform", "pair", "asym-cifar10", "asym-cifar100", "instance", "given")
 INSTANCE_SPREAD = 0.1  # instance noise: the standard deviation of the per-example flip rates q_i (Xia et al. 2020)
 
 # CIFAR-10 class indices: truck → automobile, bird → airplane, deer → horse, cat ↔ dog.

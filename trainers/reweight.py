@@ -14,10 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.emphasis import at_least_float32
-from trainers.errors import ConfigError
+from trainers.methods import LAYERS, META_LR, Layers
 from trainers.meta import (
-    Layers,
-    check_layers,
     head_logits_along,
     logits_along,
     meta_derivatives,
@@ -49,9 +47,8 @@ class ProbeMethod(nn.Module):
 
     def __init__(self, meta_lr: float, layers: Layers) -> None:
         super().__init__()
-        if not meta_lr > 0:
-            raise ConfigError("meta_lr", meta_lr, "a number > 0: the virtual step's size")
-        check_layers(layers)
+        META_LR.check("meta_lr", meta_lr)
+        LAYERS.check("layers", layers)
         self.meta_lr, self.layers = meta_lr, layers
         self.register_buffer("sums", torch.zeros(_SUMS))
         self.register_buffer("probe_start", torch.zeros((), dtype=torch.long))  # the next probe batch's first index

@@ -13,16 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainers.catalog import VAL_LABELS, ValLabels
 from trainers.datasets import Dataset, default_data_root
 from trainers.errors import ConfigError
 from trainers.human_noise import HUMAN_NOISE_KINDS, human_noise, paired_labels
 from trainers.noise import corrupt_labels
 
 SplitMode = Literal["search", "final"]
-ValLabels = Literal["clean", "noisy", "trusted"]
-VAL_LABELS = ("clean", "noisy", "trusted")
 VAL_NOISE_SALT = 0x7A1  # the noisy validation labels' draw: the noise seed XOR this, apart from the training part's
-PROBE_PER_CLASS = 10  # the probe set's default size per class for the methods that learn from one (seed 003)
 PROBE_SALT = 0x960BE  # the probe's draw: the split seed XOR this, apart from the validation draw
 
 

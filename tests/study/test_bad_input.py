@@ -46,6 +46,12 @@ def empty_data_root(aside: Path, request: pytest.FixtureRequest) -> list[str]:
     return ["run", "--set", "train.dataset=fashion_mnist", "--set", f"train.data_root={aside / 'noisy-data'}"]
 
 
+def data_root_option(aside: Path, request: pytest.FixtureRequest) -> list[str]:
+    """`--data-root` given relative to the working directory (cwd and aside are siblings)."""
+    (aside / "noisy-data").mkdir()
+    return ["run", "--set", "train.dataset=fashion_mnist", "--data-root", f"../{aside.name}/noisy-data"]
+
+
 def corrupt_cifar_batch(aside: Path, request: pytest.FixtureRequest) -> list[str]:
     """A data root whose CIFAR-10 files are the real ones (links), but data_batch_1 has one byte flipped."""
     source = request.getfixturevalue("cifar10_root") / "cifar-10-batches-py"
@@ -166,6 +172,33 @@ CASES: list[tuple[str, Make, tuple[str, ...]]] = [
     ("cifar-batch-md5-mismatch", corrupt_cifar_batch,
      ("error: train.data_root: data set 'cifar10' under {aside}/noisy-data",
       "corrupt file {aside}/noisy-data/cifar-10-batches-py/data_batch_1 (md5 mismatch)", "copy the files there")),
+    ("data-root-option-empty", data_root_option,
+     ("error: train.data_root: data set 'fashion_mnist' under {aside}/noisy-data",
+      "missing file {aside}/noisy-data/FashionMNIST/raw/train-images-idx3-ubyte.gz")),
+    ("ranges-unknown-parameter", run_set("search.ranges={default: {gamma: [0, 1]}}"),
+     ("error: search.ranges.default.gamma: [0.0, 1.0] is not allowed",
+      "a parameter that dm searches (lam_beta): lam, beta")),
+    ("ranges-log-scale-from-0", run_set("search.ranges.default.beta=[0, 8]"),
+     ("error: search.ranges.default.beta: [0.0, 8.0] is not allowed", "0 < low ≤ high (searched on a log scale)")),
+    ("ranges-lam-under-psi-rho", run_set("search.parametrization=psi_rho", "search.ranges.default.lam=[0, 1]"),
+     ("error: search.ranges.default.lam: [0.0, 1.0] is not allowed",
+      "a parameter that dm searches (psi_rho): psi, rho")),
+    ("ranges-fractional-integer", run_set("method=gradsim", "search.ranges.default.k=[2, 7.5]"),
+     ("error: search.ranges.default.k: [2.0, 7.5] is not allowed", "whole numbers (an integer parameter)")),
+    ("ranges-low-above-high", run_set("search.ranges.0.4.lam=[2, 1]"),
+     ("error: search.ranges.0.4.lam: [2, 1] is not allowed", "low ≤ high")),
+    ("ranges-not-searched", run_set("search.ranges.0.4.lr=[0.001, 0.1]"),
+     ("error: search.ranges.0.4.lr: [0.001, 0.1] is not allowed", "lam, beta; lr only with tune_lr")),
+    ("ranges-the-trainer-refuses", run_set("method=gce", "search.ranges.default.q=[0, 1]"),
+     ("error: search.ranges.default.q: [0.0, 1.0] is not allowed", "a number in (0, 1]")),
+    ("ranges-with-mode-grid", run_set("search.mode=grid", "search.grid=table3", "search.ranges.default.lam=[0, 1]"),
+     ("error: search.ranges: {'default': {'lam': [0.0, 1.0]}} is not allowed", "{} with mode grid")),
+    ("tune-lr-with-mode-grid", run_set("search.mode=grid", "search.grid=table3", "search.tune_lr=true"),
+     ("error: search.tune_lr: True is not allowed", "false with mode grid", "{lr: [...]}")),
+    ("grid-unknown-parameter", run_set("method=ieg", "search.mode=grid", "search.grid={zeta: [1, 2]}"),
+     ("error: search.grid.zeta: [1, 2] is not allowed", "neither a parameter of ieg", "nor a training setting")),
+    ("grid-cell-the-trainer-refuses", run_set("method=ieg", "search.mode=grid", "search.grid={temperature: [1, 0]}"),
+     ("error: search.grid.temperature: 0 is not allowed", "a number > 0")),
     ("gpu-fraction-without-gpu", run_set("resources.gpus_per_trial=0.5"),
      ("error: resources.gpus_per_trial: 0.5 is not allowed", "no GPU is visible here", "use 0")),
     ("cuda-without-gpus", run_set("train.device=cuda"),
@@ -210,7 +243,7 @@ CASES: list[tuple[str, Make, tuple[str, ...]]] = [
 ]
 CASE_IDS = [case[0] for case in CASES]
 NEED_NO_GPU = {"gpu-fraction-without-gpu", "resume-gpu-study-without-gpu"}
-IN_SUBPROCESS = ["unknown-method", "yaml-syntax-error", "data-root-empty-no-download"]  # each import takes seconds
+IN_SUBPROCESS = ["unknown-method", "yaml-syntax-error", "ranges-unknown-parameter", "data-root-empty-no-download"]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, 
 
 def test_help_of_each_command(capsys: pytest.CaptureFixture) -> None:
     for args, words in ((["--help"], ("run", "resume", "list", "report")),
-                        (["run", "--help"], ("--set", "--address", "--storage", "--no-report")),
+                        (["run", "--help"], ("--set", "--address", "--storage", "--no-report", "--data-root")),
                         (["resume", "--help"], ("path",)), (["list", "--help"], ("--storage",)),
                         (["report", "--help"], ("--tracking-uri", "--study", "--out"))):
         code, out, _ = run_main(args, capsys)
@@ -87,3 +89,38 @@ def test_the_installed_command_refuses_a_bad_config_in_a_real_process(tmp_path: 
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "search.num_sampels" in result.stderr and "did you mean 'num_samples'" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "torchvision", "ray", "mlflow")
+LIGHT = [  # (argv, exit status): help, listing and config mistakes, each answered without torch, Ray or MLflow
+    (["--help"], 0), (["run", "--help"], 0), (["resume", "--help"], 0), (["list", "--help"], 0),
+    (["report", "--help"], 0), (["list", "--storage", "."], 0), (["run", "--set", "search.num_samples=0"], 2),
+    (["run", "--set", "method=gce", "--set", "method_params.q=0"], 2),
+    (["run", "--set", "search.ranges.default.gamma=[0, 1]"], 2),
+]
+IMPORTED = """
+import json, sys
+from study.cli import main
+answers = []
+for argv in json.loads(sys.argv[1]):
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    answers.append([code, sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(sys.argv[2])))])
+print(json.dumps(answers))
+"""
+
+
+def test_help_listing_and_config_mistakes_import_no_torch_ray_or_mlflow(tmp_path: Path) -> None:
+    """In one fresh process, each command in turn; after each, which of HEAVY are imported (none, ever)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    argvs = [argv for argv, _ in LIGHT]
+    result = subprocess.run([sys.executable, "-c", IMPORTED, json.dumps(argvs), json.dumps(HEAVY)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [(argv, code, heavy) for (argv, _), (code, heavy) in zip(LIGHT, answers)] == \
+        [(argv, code, []) for argv, code in LIGHT]
+    assert list(tmp_path.iterdir()) == []
