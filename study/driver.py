@@ -294,7 +294,7 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
             config.name, artifact_location=artifact_location(uri, config.name))
 
     experiment_id = outage.patiently(find_or_create)
-    tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
+    tags = {"mlflow.runName": f"study {config.name}", "stage": "study", "config_hash": config.config_hash(),
             "method": config.method, "dataset": config.train.dataset, "noise": ",".join(noise_kinds(config.noise)),
             "git_commit": _git_commit()}
     run_id = outage.patiently(lambda: client.create_run(experiment_id, tags=tags).info.run_id)
@@ -304,7 +304,7 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
 
 def _rate_run(state: StudyState, config: StudyConfig, label_set: LabelSet, outage: Outage) -> str:
     """The label set's run under the study's: the one a driver killed before it saved its state made, or a new one."""
-    tags = {**_common_tags(config, label_set), "mlflow.runName": f"noise-{label_set.key}", "stage": "noise_rate",
+    tags = {**_common_tags(config, label_set), "mlflow.runName": f"noise {label_set.key}", "stage": "noise_rate",
             PARENT_TAG: state.study_run_id}
     query = (f"tags.`{PARENT_TAG}` = '{state.study_run_id}' and tags.stage = 'noise_rate' "
              f"and tags.label_set = '{label_set.key}'")

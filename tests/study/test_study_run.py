@@ -60,9 +60,13 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
         assert {"test_acc", "fit_acc", "p_clean", "emphasis_var"} <= set(run.data.metrics)
     for rate_run in rates:
         assert sum(r.data.tags["mlflow.parentRunId"] == rate_run.info.run_id for r in search) == 3
+    names = {stage: sorted(r.info.run_name for r in runs) for stage, runs in stages.items()}
+    assert names["study"] == ["study small"] and names["noise_rate"] == ["noise 0", "noise 0.4"]
+    assert names["search"] == [f"search {rate} #{n}" for rate in ("0", "0.4") for n in (1, 2, 3)]
 
     final = stages["final"]
     assert len(final) == 2 and all(r.data.params["split"] == "final" for r in final)
+    assert sorted(r.info.run_name for r in final) == ["final 0 seed 0", "final 0.4 seed 0"]
     assert all(r.data.tags["seed"] == "0" and "test_acc" in r.data.metrics for r in final)
     for key, rs in state.rates.items():
         assert rs.trials == 3 and len(rs.final_test) == 1 and set(rs.best) >= {"lam", "beta"}
