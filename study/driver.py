@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import optuna
 import ray
 from mlflow.entities import Metric, Param
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import TPESampler
 from ray import tune
 from ray._private import ray_constants
@@ -397,12 +399,13 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: La
         tune_config = tune.TuneConfig(scheduler=scheduler, num_samples=1,
                                       max_concurrent_trials=s.max_concurrent, reuse_actors=True)
     else:
-        points = [search_spaces.as_point(p, s.parametrization)
-                  for p in _warm_points(config, label_set, previous_best)]
         ranges = s.ranges_for(None if label_set.human else label_set.rate)
         space = search_spaces.make_space(config.method, ranges=ranges, parametrization=s.parametrization,
                                          tune_lr=s.tune_lr, tune_weight_decay=s.tune_weight_decay,
                                          batch_size=config.train.batch_size)
+        points = _within(space, [search_spaces.as_point(p, s.parametrization)
+                                 for p in _warm_points(config, label_set, previous_best)],
+                         lambda line: outage.echo(f"{label_set.name()}: {line}"))
         searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
                                 sampler=TPESampler(seed=s.seed + index))
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
@@ -507,16 +510,39 @@ def _warm_points(config: StudyConfig, label_set: LabelSet, previous_best: dict[s
     if not config.search.warm_start:
         return []
     s = config.search
-    names = {"lam", "beta"} if s.parametrization == "psi_rho" else set(search_spaces.default_ranges(config.method))
-    names |= {"lr"} if s.tune_lr else set()
-    names |= {"weight_decay"} if s.tune_weight_decay else set()
+    names = [*(["lam", "beta"] if s.parametrization == "psi_rho" else search_spaces.default_ranges(config.method)),
+             *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
     paper = (search_spaces.paper_best(config.train.dataset, label_set.rate)
              if config.method == "dm" and not label_set.human else None)
     points: list[dict[str, Any]] = []
     for point in (paper, previous_best):  # each projected on the searched names, where it has them all
-        if point and names and names <= set(point) and {k: point[k] for k in names} not in points:
+        if point and names and set(names) <= set(point) and {k: point[k] for k in names} not in points:
             points.append({k: point[k] for k in names})
     return points
+
+
+def _within(space: search_spaces.Space, points: list[dict[str, Any]], echo: Echo) -> list[dict[str, Any]]:
+    """`points` clipped into the ranges of `space`, each one clipped said in a line; one that clipping makes a repeat
+    of another is left out."""
+    trial = optuna.create_study().ask()
+    space(trial)  # the trial now holds the space's distributions
+    kept: list[dict[str, Any]] = []
+    for point in points:
+        clipped = {k: _clip(v, trial.distributions.get(k)) for k, v in point.items()}
+        again = clipped in kept
+        if clipped != point:
+            echo(f"warm start {_fmt(point)} lies outside the search ranges: "
+                 + (f"left out (clipped, it is {_fmt(clipped)}, tried already)" if again else f"tried as {_fmt(clipped)}"))
+        if not again:
+            kept.append(clipped)
+    return kept
+
+
+def _clip(value: Any, distribution: BaseDistribution | None) -> Any:
+    """`value` clipped into a float or int `distribution`'s range (any other, or none: unchanged)."""
+    if isinstance(distribution, (FloatDistribution, IntDistribution)):
+        return min(max(value, distribution.low), distribution.high)
+    return value
 
 
 def _evaluations(config: StudyConfig) -> int:

@@ -60,6 +60,11 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
         assert {"test_acc", "fit_acc", "p_clean", "emphasis_var"} <= set(run.data.metrics)
     for rate_run in rates:
         assert sum(r.data.tags["mlflow.parentRunId"] == rate_run.info.run_id for r in search) == 3
+    # the paper's best at 0.4 (λ 1, β 16) tried first, clipped into the default range of β (up to 12)
+    assert "noise rate 0.4: warm start lam=1, beta=16 lies outside the search ranges: tried as lam=1, beta=12" in lines
+    at_04 = [(float(r.data.params["lam"]), float(r.data.params["beta"])) for r in search
+             if r.data.tags["noise_rate"] == "0.4"]
+    assert (1.0, 12.0) in at_04 and all(0.5 <= beta <= 12 for _, beta in at_04)
     names = {stage: sorted(r.info.run_name for r in runs) for stage, runs in stages.items()}
     assert names["study"] == ["study small"] and names["noise_rate"] == ["noise 0", "noise 0.4"]
     assert names["search"] == [f"search {rate} #{n}" for rate in ("0", "0.4") for n in (1, 2, 3)]
