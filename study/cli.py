@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from study import driver
         from study.config import load_study_config
+        from study.experiment import runs_page
 
         if args.command == "run":
             config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return IOERR
     print("\n" + driver.summary_table(state))
     print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
-    print(f"browse them: mlflow ui --backend-store-uri {state.tracking_uri}")
+    print(f"browse them: {runs_page(state.tracking_uri, state.experiment_id)}")
     print(f"study folder (checkpoints, state): {folder}")
     if not args.no_report:
         _report(state.tracking_uri, folder.name)

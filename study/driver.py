@@ -29,6 +29,7 @@ from study.config import StudyConfig, study_config_from_dict
 from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
                             restore_state_copy)
+from study.experiment import experiment_tags
 from study.retries import retrying_crashes_only
 from study.label_sets import LabelSet, label_sets, noise_kinds
 from study.tracking import PARENT_TAG, TRIAL_TAG, ByLabelSet, MlflowTracker, client_for
@@ -296,6 +297,12 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
             config.name, artifact_location=artifact_location(uri, config.name))
 
     experiment_id = outage.patiently(find_or_create)
+
+    def describe() -> None:
+        for key, value in experiment_tags(config, uri, _varied(config)).items():
+            client.set_experiment_tag(experiment_id, key, value)
+
+    outage.patiently(describe)
     tags = {"mlflow.runName": f"study {config.name}", "stage": "study", "config_hash": config.config_hash(),
             "method": config.method, "dataset": config.train.dataset, "noise": ",".join(noise_kinds(config.noise)),
             "git_commit": _git_commit()}
@@ -355,6 +362,13 @@ def _searched(config: StudyConfig) -> list[str]:
     s = config.search
     return [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
             *(["weight_decay"] if s.tune_weight_decay else [])]
+
+
+def _varied(config: StudyConfig) -> list[str]:
+    """The parameters that a study's trials vary, by their MLflow param names."""
+    if config.search.mode == "grid":
+        return list(dict.fromkeys(name for cell in config.search.grid_cells() for name in cell))
+    return _searched(config)
 
 
 def _fit(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,

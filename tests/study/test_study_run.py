@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,17 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
     assert (tmp_path / "mlartifacts" / "small").is_dir()  # artifacts beside the store, never ./mlruns
     assert "noise rate | best setting" in summary_table(state)
     assert sum(line.lstrip().startswith("search ") for line in lines) == 6
+
+    # the experiment tells what the study is, opens on its runs, and has a view of them with their scores
+    experiment = client.get_experiment_by_name("small")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    note = experiment.tags["mlflow.note.content"]
+    assert all(words in note for words in ("Study small: method dm on digits", "symmetric label noise",
+                                           "noise rate 0.4", "3 Optuna trials", "with 1 seed,", "study report"))
+    view = json.loads(experiment.tags["mlflow.sharedViewState.study"])
+    assert view["selectedColumns"][:2] == ["metrics.`best_val_acc`", "metrics.`final_test_acc_mean`"]
+    assert {"params.`lam`", "params.`beta`"} <= set(view["selectedColumns"])
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "label_set"}]
 
     again = run_study(config, echo=lines.append)  # the same settings again: nothing left to run, nothing rerun
     assert again.rates.keys() == state.rates.keys() and len(runs_by_stage(uri, "small")["search"]) == 6
