@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--address", help="an existing Ray cluster (default: local Ray)")
     resume.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
     for command in (run, resume):
+        command.add_argument("--verbose", action="store_true",
+                             help="also show Ray Tune's status tables and Ray's, Optuna's and MLflow's routine lines")
         command.add_argument("--tracking-patience", type=seconds, default=DEFAULT_PATIENCE_S, metavar="SECONDS",
                              help="how long to wait for an MLflow that does not answer before the study stops, "
                              f"resumable (default: {DEFAULT_PATIENCE_S:g}); trials go on meanwhile")
@@ -75,23 +77,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from study.config import load_study_config
         from study.experiment import runs_page
 
+        options = {"tracking_patience": args.tracking_patience, "verbose": args.verbose, "bar": sys.stderr.isatty()}
         if args.command == "run":
             config = load_study_config(args.config, args.overrides, allow_missing_gpu=args.address is not None)
             driver.check_destinations(config, args.storage)
-            if args.address is None:
-                driver.check_data(config, download=args.download)
             folder = driver.study_folder(config, args.storage)
             driver.check_same_study(config, folder)
-            run = lambda: driver.run_study(config, address=args.address, storage=args.storage,  # noqa: E731
-                                           tracking_patience=args.tracking_patience)
+            if args.address is None:
+                driver.check_data(config, download=args.download)
+            run = lambda: driver.run_study(config, address=args.address, storage=args.storage, **options)  # noqa: E731
         else:
             folder = Path(args.path).expanduser().resolve()
             config = driver.check_resumable(folder, allow_missing_gpu=args.address is not None)
             driver.check_tracking(driver.StudyState.load(folder).tracking_uri)
             if args.address is None:
                 driver.check_data(config)
-            run = lambda: driver.resume_study(folder, address=args.address,  # noqa: E731
-                                              tracking_patience=args.tracking_patience)
+            run = lambda: driver.resume_study(folder, address=args.address, **options)  # noqa: E731
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

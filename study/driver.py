@@ -4,6 +4,7 @@ label set, MLflow runs nested study → label set → trial."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import statistics
@@ -11,7 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import optuna
 import ray
@@ -29,6 +30,7 @@ from study.config import StudyConfig, study_config_from_dict
 from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
                             restore_state_copy)
+from study.console import Console, Echo
 from study.experiment import experiment_tags
 from study.retries import retrying_crashes_only
 from study.label_sets import LabelSet, label_sets, noise_kinds
@@ -43,7 +45,6 @@ from trainers.human_noise import HUMAN_NOISE_KINDS, paired_labels
 
 STATE_FILE = "study.json"
 METRIC = "val_acc"
-Echo = Callable[[str], None]
 
 
 @dataclass
@@ -108,8 +109,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # nor Ray's, of the trials a stopped study let go
     if ray.is_initialized():
         return
+    level = logging.getLogger("ray").getEffectiveLevel()  # Ray's logger keeps its level (ray.init would set INFO)
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=level)
     else:
         # ray.init turns _node_ip_address 127.0.0.1 into this machine's outward IP (services.resolve_ip_for_localhost),
         # and its servers then listen there, unless multi-node clusters are off (Ray's own switch, read at import):
@@ -118,7 +120,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
         try:
             ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=num_cpus,
-                     _node_ip_address="127.0.0.1")
+                     _node_ip_address="127.0.0.1", logging_level=level)
         finally:
             ray_constants.ENABLE_RAY_CLUSTER = cluster
 
@@ -220,8 +222,12 @@ def check_same_study(config: StudyConfig, folder: Path) -> None:
 
 
 def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None, echo: Echo = print,
-              tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
+              tracking_patience: float = DEFAULT_PATIENCE_S, verbose: bool = False, bar: bool = False) -> StudyState:
     """Run (or continue) the study `config`: search each label set, retrain the best, log everything to MLflow.
+
+    The console (`echo`) has a line per stage and per finished trial, and where `bar` a progress bar of all the study's
+    trials on stderr (else a line at each stage's end); `verbose` adds Tune's status tables and Ray's, Optuna's and
+    MLflow's routine lines.
 
     While MLflow does not answer, trials go on and their writes wait; where a write must be done before the study goes
     on (a stage's end), the study waits up to `tracking_patience` seconds for MLflow, then stops (TrackingUnavailable)
@@ -230,45 +236,47 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     """
     folder = study_folder(config, storage)
     check_same_study(config, folder)
-    data = study_data(config)  # a data set that cannot serve this study stops it before anything is written
-    connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StorageError.of(folder, error) from None
     saved = StudyState.load(folder) if (folder / STATE_FILE).exists() else None
-    outage = Outage(saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri), echo, tracking_patience)
-    state = saved or _new_state(config, outage)
-    state.save(folder)
-    trainable = _trainable(config, data)
-    previous_best: dict[str, Any] | None = None
-    for index, label_set in enumerate(config.label_sets):
-        rs = state.rates.get(label_set.key) or RateState(_rate_run(state, config, label_set, outage))
-        state.rates[label_set.key] = rs
+    data = study_data(config)  # a data set that cannot serve this study stops it before anything is written
+    with Console(_trial_count(config), _trials_done(config, saved), echo, bar=bar, verbose=verbose) as console:
+        connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError.of(folder, error) from None
+        uri = saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri)
+        outage = Outage(uri, console.echo, tracking_patience)
+        state = saved or _new_state(config, outage)
         state.save(folder)
-        if not rs.search_done:
-            echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
-            _search(config, state, rs, label_set, index, previous_best, folder, outage, trainable)
+        trainable = _trainable(config, data)
+        previous_best: dict[str, Any] | None = None
+        for index, label_set in enumerate(config.label_sets):
+            rs = state.rates.get(label_set.key) or RateState(_rate_run(state, config, label_set, outage))
+            state.rates[label_set.key] = rs
             state.save(folder)
-        previous_best = rs.best
-    retrain = [ls for ls in config.label_sets if not state.rates[ls.key].final_done]
-    if config.final.n_seeds and retrain:
-        for label_set in retrain:
-            echo(f"{label_set.name()}: retraining {_fmt(state.rates[label_set.key].best)} on the whole "
-                 f"training set, {config.final.n_seeds} seeds")
-        _final(config, state, retrain, folder, outage, trainable)
-        state.save(folder)
-    outage.patiently(lambda: _close_study(state))
+            if not rs.search_done:
+                console.echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
+                _search(config, state, rs, label_set, index, previous_best, folder, outage, trainable, console)
+                state.save(folder)
+            previous_best = rs.best
+        retrain = [ls for ls in config.label_sets if not state.rates[ls.key].final_done]
+        if config.final.n_seeds and retrain:
+            for label_set in retrain:
+                console.echo(f"{label_set.name()}: retraining {_fmt(state.rates[label_set.key].best)} on the whole "
+                             f"training set, {config.final.n_seeds} seeds")
+            _final(config, state, retrain, folder, outage, trainable, console)
+            state.save(folder)
+        outage.patiently(lambda: _close_study(state))
     return state
 
 
 def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = print,
-                 tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
+                 tracking_patience: float = DEFAULT_PATIENCE_S, verbose: bool = False, bar: bool = False) -> StudyState:
     """Continue the study whose folder is `path`: finished trials are kept, unfinished ones resume."""
     folder = Path(path).expanduser().resolve()
     config = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=address is not None)
     return run_study(config, address=address, storage=str(folder.parent), echo=echo,
-                     tracking_patience=tracking_patience)
+                     tracking_patience=tracking_patience, verbose=verbose, bar=bar)
 
 
 def summary_table(state: StudyState) -> str:
@@ -357,6 +365,17 @@ def _search_size(config: StudyConfig) -> int:
     return s.num_samples if _searched(config) else 1
 
 
+def _trial_count(config: StudyConfig) -> int:
+    """The trials of a study: each label set's search trials and final retrains."""
+    return len(config.label_sets) * (_search_size(config) + config.final.n_seeds)
+
+
+def _trials_done(config: StudyConfig, state: StudyState | None) -> int:
+    """The trials of the stages that `state` has done."""
+    rates = state.rates.values() if state else []
+    return sum(_search_size(config) * rs.search_done + config.final.n_seeds * rs.final_done for rs in rates)
+
+
 def _searched(config: StudyConfig) -> list[str]:
     """The names an optuna-mode search varies."""
     s = config.search
@@ -372,32 +391,47 @@ def _varied(config: StudyConfig) -> list[str]:
 
 
 def _fit(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
-         callbacks: list[tune.Callback], shown: list[str]) -> tune.ResultGrid:
-    """Run the Tuner `name` (restored if started before); a failed trial is retried unless a retry would fail alike.
-    A StorageError where the study's folder cannot be written."""
+         callbacks: list[tune.Callback], shown: list[str], console: Console) -> tune.ResultGrid:
+    """Run the Tuner `name` (restored if started before), its trials counted on the console; a failed trial is retried
+    unless a retry would fail alike. A StorageError where the study's folder cannot be written."""
+    callbacks = [*callbacks, console.stage()]
     with retrying_crashes_only():
-        return fit(_tuner(trainable, folder, name, param_space, tune_config, callbacks, shown), folder)
+        results = fit(_tuner(trainable, folder, name, param_space, tune_config, callbacks, shown, console.verbose),
+                      folder)
+    console.end_stage(len(results))
+    return results
 
 
 def _tuner(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
-           callbacks: list[tune.Callback], shown: list[str]) -> tune.Tuner:
+           callbacks: list[tune.Callback], shown: list[str], verbose: bool) -> tune.Tuner:
+    """The Tuner `name`, restored if started before: Tune's status tables of the `shown` parameters where `verbose`."""
     path = folder / name
-    if tune.Tuner.can_restore(str(path)):
-        restore_state_copy(path)
-        repair_checkpoints(path)
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
-                                  param_space=param_space)
     reporter = tune.CLIReporter(parameter_columns=shown, metric_columns=["epoch", "val_acc", "test_acc"],
-                                max_report_frequency=30)
-    run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=callbacks, verbose=1,
-                                progress_reporter=reporter,
-                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                failure_config=tune.FailureConfig(max_failures=2))
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+                                max_report_frequency=30) if verbose else None
+    if not tune.Tuner.can_restore(str(path)):
+        run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=callbacks, verbose=int(verbose),
+                                    progress_reporter=reporter,
+                                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                    failure_config=tune.FailureConfig(max_failures=2))
+        return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    restore_state_copy(path)
+    repair_checkpoints(path)
+    tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+                               param_space=param_space)
+    local = getattr(tuner, "_local_tuner", None)  # None under Ray Client, where the Tuner runs on the cluster
+    if local is not None:
+        # Tune restores the RunConfig it saved: this run's console and callbacks instead, but the SchedulerState that
+        # holds the restored Tuner's scheduler (Tune restores callback states by their place in the list)
+        run_config = local.get_run_config()
+        schedulers = [c for c in run_config.callbacks if isinstance(c, SchedulerState)]
+        run_config.callbacks = [schedulers[0] if isinstance(c, SchedulerState) else c for c in callbacks]
+        run_config.verbose, run_config.progress_reporter = int(verbose), reporter
+    return tuner
 
 
 def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: LabelSet, index: int,
-            previous_best: dict[str, Any] | None, folder: Path, outage: Outage, trainable: Any) -> None:
+            previous_best: dict[str, Any] | None, folder: Path, outage: Outage, trainable: Any,
+            console: Console) -> None:
     s = config.search
     param_space: dict[str, Any] = {TRAIN_KEY: _base(config, label_set, "search")}
     scheduler = None
@@ -419,19 +453,19 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: La
                                          batch_size=config.train.batch_size)
         points = _within(space, [search_spaces.as_point(p, s.parametrization)
                                  for p in _warm_points(config, label_set, previous_best)],
-                         lambda line: outage.echo(f"{label_set.name()}: {line}"))
+                         lambda line: console.echo(f"{label_set.name()}: {line}"))
         searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
                                 sampler=TPESampler(seed=s.seed + index))
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
                                       scheduler=scheduler, num_samples=_search_size(config), reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, label_set), "stage": "search"}, outage.echo, outage)
+                            {**_common_tags(config, label_set), "stage": "search"}, console.echo, outage)
     if s.mode == "grid":
         shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
     else:
         shown = _searched(config)
     callbacks = [StopOnStorageError(), tracker, KeepStateCopy(), *([SchedulerState(scheduler)] if scheduler else [])]
-    results = _fit(trainable, folder, f"search-{label_set.key}", param_space, tune_config, callbacks, shown)
+    results = _fit(trainable, folder, f"search-{label_set.key}", param_space, tune_config, callbacks, shown, console)
     tracker.complete(results)
     outage.patiently(lambda: _drop_orphans(state, rs.run_id, "search", results))
     rs.best, rs.best_val_acc = _best_setting(results)
@@ -446,21 +480,20 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: La
 
 
 def _final(config: StudyConfig, state: StudyState, retrain: list[LabelSet], folder: Path, outage: Outage,
-           trainable: Any) -> None:
+           trainable: Any, console: Console) -> None:
     """Retrain the best setting of each label set of `retrain` on the whole training set, all in one Tuner (its trial
     processes start once for all of them), each trial logged under its label set's run."""
     cells = [{"noise": ls.noise, "noise_rate": ls.rate, **state.rates[ls.key].best} for ls in retrain]
     param_space = {TRAIN_KEY: _base(config, retrain[0], "final"), "cell": tune.grid_search(cells),
                    "seed": tune.grid_search(list(range(config.final.n_seeds)))}
-    tune_config = tune.TuneConfig(metric="test_acc", mode="max", max_concurrent_trials=config.search.max_concurrent,
-                                  reuse_actors=True)
+    tune_config = tune.TuneConfig(max_concurrent_trials=config.search.max_concurrent, reuse_actors=True)
     trackers = {ls.key: MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[ls.key].run_id,
-                                      {**_common_tags(config, ls), "stage": "final"}, outage.echo, outage,
+                                      {**_common_tags(config, ls), "stage": "final"}, console.echo, outage,
                                       label=ls.name())
                 for ls in retrain}
     by_label_set = ByLabelSet(trackers, several=len(noise_kinds(config.noise)) > 1)
     callbacks = [StopOnStorageError(), by_label_set, KeepStateCopy()]
-    results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"])
+    results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"], console)
     by_rate: dict[str, list[tune.Result]] = {key: [] for key in trackers}
     for result in results:
         by_rate[by_label_set.key(result.config)].append(result)

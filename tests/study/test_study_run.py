@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,30 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
     changed, _ = small_study(tmp_path, "small", "search.num_samples=4")
     with pytest.raises(ConfigError, match="other settings"):
         run_study(changed)
+
+
+def test_the_console_of_a_small_study_is_calm(tmp_path: Path, driver_env: dict[str, str]) -> None:
+    """`study run` (its output not a terminal) says a line per stage and per finished trial and, at each stage's end,
+    how far the study is: no status tables of Ray Tune, no Ray temporary folders, no Optuna, no best final retrain
+    across label sets."""
+    import ray
+
+    overrides = ["name=calm", "noise_rates=[0.0, 0.4]", "search.num_samples=2", "train.epochs=1", "final.n_seeds=1",
+                 f"tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", f"storage={tmp_path / 'ray'}"]
+    command = [sys.executable, "-m", "study", "run", *sum((["--set", o] for o in overrides), []), "--no-report",
+               "--address", ray.get_runtime_context().gcs_address]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=driver_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    console = result.stdout + result.stderr
+    for chatter in ("== Status ==", "Result logdir", "session_", "A new study created", "Current best trial",
+                    " INFO ", "Warning"):
+        assert chatter not in console, console
+    lines = result.stdout.splitlines()
+    assert lines[:1] == ["noise rate 0: searching dm (2 trials)"] and "noise rate 0.4: searching dm (2 trials)" in lines
+    assert sum(line.startswith("  search ") for line in lines) == 4
+    assert sum(line.startswith("  final ") for line in lines) == 2
+    progress = [line.split(",")[0] for line in lines if line.startswith("[")]
+    assert progress == ["[2/6 trials", "[4/6 trials", "[6/6 trials"]
 
 
 def test_asha_stops_weak_trials_and_they_are_tagged(tmp_path: Path) -> None:
