@@ -83,16 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             driver.check_destinations(config, args.storage)
             folder = driver.study_folder(config, args.storage)
             driver.check_same_study(config, folder)
-            if args.address is None:
-                driver.check_data(config, download=args.download)
             run = lambda: driver.run_study(config, address=args.address, storage=args.storage, **options)  # noqa: E731
         else:
             folder = Path(args.path).expanduser().resolve()
             config = driver.check_resumable(folder, allow_missing_gpu=args.address is not None)
             driver.check_tracking(driver.StudyState.load(folder).tracking_uri)
-            if args.address is None:
-                driver.check_data(config)
             run = lambda: driver.resume_study(folder, address=args.address, **options)  # noqa: E731
+        finished = driver.is_finished(folder)  # then nothing runs: its data is not needed
+        if args.address is None and not finished:
+            driver.check_data(config, download=args.command == "run" and args.download)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -113,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"browse them: {runs_page(state.tracking_uri, state.experiment_id)}")
     print(f"study folder (checkpoints, state): {folder}")
     if not args.no_report:
-        _report(state.tracking_uri, folder.name)
+        _report(state.tracking_uri, folder.name, log_artifacts=not finished)
     return 0
 
 
@@ -124,12 +123,13 @@ def _again(folder: Path) -> str:
     return f"study resume {folder}" if (folder / STATE_FILE).is_file() else "the same command"
 
 
-def _report(tracking_uri: str, name: str) -> None:
-    """Write the finished study's report; a failure is said on stderr and leaves the study's exit status alone."""
+def _report(tracking_uri: str, name: str, *, log_artifacts: bool = True) -> None:
+    """Write the finished study's report (`log_artifacts`: also into MLflow); a failure is said on stderr and leaves
+    the study's exit status alone."""
     try:
         from reports import write_report
 
-        print(f"report: {write_report(tracking_uri, name)}")
+        print(f"report: {write_report(tracking_uri, name, log_artifacts=log_artifacts)}")
     except Exception as error:  # the study itself is done and logged
         print(f"warning: the report could not be written ({type(error).__name__}: {error}); "
               f"retry with: study report --tracking-uri {tracking_uri} --study {name}", file=sys.stderr)

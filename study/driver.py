@@ -70,6 +70,7 @@ class StudyState:
     experiment_id: str
     study_run_id: str
     rates: dict[str, RateState] = field(default_factory=dict)  # by LabelSet.key
+    finished: bool = False  # every trial run and the MLflow runs closed
 
     def save(self, folder: Path) -> None:
         """Write study.json in `folder` whole or not at all; a StorageError where it cannot be written."""
@@ -227,7 +228,7 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
 
     The console (`echo`) has a line per stage and per finished trial, and where `bar` a progress bar of all the study's
     trials on stderr (else a line at each stage's end); `verbose` adds Tune's status tables and Ray's, Optuna's and
-    MLflow's routine lines.
+    MLflow's routine lines. A finished study is left as it is: one line says so, nothing starts.
 
     While MLflow does not answer, trials go on and their writes wait; where a write must be done before the study goes
     on (a stage's end), the study waits up to `tracking_patience` seconds for MLflow, then stops (TrackingUnavailable)
@@ -237,6 +238,9 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     folder = study_folder(config, storage)
     check_same_study(config, folder)
     saved = StudyState.load(folder) if (folder / STATE_FILE).exists() else None
+    if saved is not None and saved.finished:
+        echo(f"study {config.name} is finished: nothing to run")
+        return saved
     data = study_data(config)  # a data set that cannot serve this study stops it before anything is written
     with Console(_trial_count(config), _trials_done(config, saved), echo, bar=bar, verbose=verbose) as console:
         connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
@@ -267,6 +271,8 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
             _final(config, state, retrain, folder, outage, trainable, console)
             state.save(folder)
         outage.patiently(lambda: _close_study(state))
+    state.finished = True
+    state.save(folder)
     return state
 
 
@@ -277,6 +283,11 @@ def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = p
     config = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=address is not None)
     return run_study(config, address=address, storage=str(folder.parent), echo=echo,
                      tracking_patience=tracking_patience, verbose=verbose, bar=bar)
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether `folder` holds a finished study: all its trials run, its MLflow runs closed."""
+    return (folder / STATE_FILE).is_file() and StudyState.load(folder).finished
 
 
 def summary_table(state: StudyState) -> str:

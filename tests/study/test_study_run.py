@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from study import driver
+from study.cli import main
 from study.config import load_study_config
 from trainers import ConfigError
 from study.driver import StudyState, run_study, study_folder, summary_table
@@ -34,7 +36,8 @@ def runs_by_stage(uri: str, name: str) -> dict[str, list]:
     return stages
 
 
-def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: Path) -> None:
+def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture) -> None:
     config, uri = small_study(tmp_path, "small")
     lines: list[str] = []
     state = run_study(config, echo=lines.append)
@@ -97,8 +100,27 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
     assert {"params.`lam`", "params.`beta`"} <= set(view["selectedColumns"])
     assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "label_set"}]
 
-    again = run_study(config, echo=lines.append)  # the same settings again: nothing left to run, nothing rerun
-    assert again.rates.keys() == state.rates.keys() and len(runs_by_stage(uri, "small")["search"]) == 6
+    # the same settings again, by run_study and `study resume`: the study is finished, nothing starts, nothing changes
+    def written() -> dict[str, tuple]:
+        return {r.info.run_id: (r.info.status, r.info.end_time, r.data.tags, r.data.metrics)
+                for runs in runs_by_stage(uri, "small").values() for r in runs}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished study started something")
+
+    before = written()
+    monkeypatch.setattr(driver, "connect", refuse)
+    monkeypatch.setattr(driver, "study_data", refuse)
+    again = run_study(config, echo=lines.append)
+    assert lines[-1] == "study small is finished: nothing to run" and again.rates.keys() == state.rates.keys()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["resume", str(study_folder(config))]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "study small is finished: nothing to run"
+    assert "noise rate | best setting | val_acc | final test_acc | trials" in out
+    assert out[-1] == f"report: {tmp_path / 'report' / 'small' / 'index.md'}"
+    assert written() == before and client.get_experiment_by_name("small").tags == experiment.tags
     changed, _ = small_study(tmp_path, "small", "search.num_samples=4")
     with pytest.raises(ConfigError, match="other settings"):
         run_study(changed)
