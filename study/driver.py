@@ -589,8 +589,8 @@ def _within(space: search_spaces.Space, points: list[dict[str, Any]], echo: Echo
         clipped = {k: _clip(v, trial.distributions.get(k)) for k, v in point.items()}
         again = clipped in kept
         if clipped != point:
-            echo(f"warm start {_fmt(point)} lies outside the search ranges: "
-                 + (f"left out (clipped, it is {_fmt(clipped)}, tried already)" if again else f"tried as {_fmt(clipped)}"))
+            fate = f"left out (clipped, it is {_fmt(clipped)}, tried already)" if again else f"tried as {_fmt(clipped)}"
+            echo(f"warm start {_fmt(point)} lies outside the search ranges: {fate}")
         if not again:
             kept.append(clipped)
     return kept
