@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--address", help="an existing Ray cluster (default: local Ray)")
     resume.add_argument("--no-report", action="store_true", help="skip writing the report (./report/<name>) at the end")
     for command in (run, resume):
+        command.add_argument("--verbose", action="store_true",
+                             help="also show Ray Tune's status tables and Ray's, Optuna's and MLflow's routine lines")
         command.add_argument("--tracking-patience", type=seconds, default=DEFAULT_PATIENCE_S, metavar="SECONDS",
                              help="how long to wait for an MLflow that does not answer before the study stops, "
                              f"resumable (default: {DEFAULT_PATIENCE_S:g}); trials go on meanwhile")
@@ -82,23 +84,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":  # the config first: a mistake in it is said before torch, Ray and MLflow load
             config = load_study_config(args.config, _overrides(args), allow_missing_gpu=args.address is not None)
         from study import driver
+        from study.experiment import runs_page
 
+        options = {"tracking_patience": args.tracking_patience, "verbose": args.verbose, "bar": sys.stderr.isatty()}
         if args.command == "run":
             driver.check_destinations(config, args.storage)
-            if args.address is None:
-                driver.check_data(config, download=args.download)
             folder = driver.study_folder(config, args.storage)
             driver.check_same_study(config, folder)
-            run = lambda: driver.run_study(config, address=args.address, storage=args.storage,  # noqa: E731
-                                           tracking_patience=args.tracking_patience)
+            run = lambda: driver.run_study(config, address=args.address, storage=args.storage, **options)  # noqa: E731
         else:
             folder = Path(args.path).expanduser().resolve()
             config = driver.check_resumable(folder, allow_missing_gpu=args.address is not None)
             driver.check_tracking(driver.StudyState.load(folder).tracking_uri)
-            if args.address is None:
-                driver.check_data(config)
-            run = lambda: driver.resume_study(folder, address=args.address,  # noqa: E731
-                                              tracking_patience=args.tracking_patience)
+            run = lambda: driver.resume_study(folder, address=args.address, **options)  # noqa: E731
+        finished = driver.is_finished(folder)  # then nothing runs: its data is not needed
+        if args.address is None and not finished:
+            driver.check_data(config, download=args.command == "run" and args.download)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -116,10 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return IOERR
     print("\n" + driver.summary_table(state))
     print(f"\nresults: MLflow experiment '{folder.name}' at {state.tracking_uri}")
-    print(f"browse them: mlflow ui --backend-store-uri {state.tracking_uri}")
+    print(f"browse them: {runs_page(state.tracking_uri, state.experiment_id)}")
     print(f"study folder (checkpoints, state): {folder}")
     if not args.no_report:
-        _report(state.tracking_uri, folder.name)
+        _report(state.tracking_uri, folder.name, log_artifacts=not finished)
     return 0
 
 
@@ -138,12 +139,13 @@ def _again(folder: Path) -> str:
     return f"study resume {folder}" if (folder / STATE_FILE).is_file() else "the same command"
 
 
-def _report(tracking_uri: str, name: str) -> None:
-    """Write the finished study's report; a failure is said on stderr and leaves the study's exit status alone."""
+def _report(tracking_uri: str, name: str, *, log_artifacts: bool = True) -> None:
+    """Write the finished study's report (`log_artifacts`: also into MLflow); a failure is said on stderr and leaves
+    the study's exit status alone."""
     try:
         from reports import write_report
 
-        print(f"report: {write_report(tracking_uri, name)}")
+        print(f"report: {write_report(tracking_uri, name, log_artifacts=log_artifacts)}")
     except Exception as error:  # the study itself is done and logged
         print(f"warning: the report could not be written ({type(error).__name__}: {error}); "
               f"retry with: study report --tracking-uri {tracking_uri} --study {name}", file=sys.stderr)

@@ -4,6 +4,7 @@ label set, MLflow runs nested study → label set → trial."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import statistics
@@ -11,10 +12,12 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
+import optuna
 import ray
 from mlflow.entities import Metric, Param
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import TPESampler
 from ray import tune
 from ray._private import ray_constants
@@ -27,6 +30,8 @@ from study.config import StudyConfig, study_config_from_dict
 from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
                             restore_state_copy)
+from study.console import Console, Echo
+from study.experiment import experiment_tags
 from study.retries import retrying_crashes_only
 from study.label_sets import LabelSet, label_sets, noise_kinds
 from study.tracking import PARENT_TAG, TRIAL_TAG, ByLabelSet, MlflowTracker, client_for
@@ -40,7 +45,6 @@ from trainers.human_noise import HUMAN_NOISE_KINDS, paired_labels
 
 STATE_FILE = "study.json"
 METRIC = "val_acc"
-Echo = Callable[[str], None]
 
 
 @dataclass
@@ -66,6 +70,7 @@ class StudyState:
     experiment_id: str
     study_run_id: str
     rates: dict[str, RateState] = field(default_factory=dict)  # by LabelSet.key
+    finished: bool = False  # every trial run and the MLflow runs closed
 
     def save(self, folder: Path) -> None:
         """Write study.json in `folder` whole or not at all; a StorageError where it cannot be written."""
@@ -105,8 +110,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # nor Ray's, of the trials a stopped study let go
     if ray.is_initialized():
         return
+    level = logging.getLogger("ray").getEffectiveLevel()  # Ray's logger keeps its level (ray.init would set INFO)
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=level)
     else:
         # ray.init turns _node_ip_address 127.0.0.1 into this machine's outward IP (services.resolve_ip_for_localhost),
         # and its servers then listen there, unless multi-node clusters are off (Ray's own switch, read at import):
@@ -115,7 +121,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
         try:
             ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=num_cpus,
-                     _node_ip_address="127.0.0.1")
+                     _node_ip_address="127.0.0.1", logging_level=level)
         finally:
             ray_constants.ENABLE_RAY_CLUSTER = cluster
 
@@ -217,8 +223,12 @@ def check_same_study(config: StudyConfig, folder: Path) -> None:
 
 
 def run_study(config: StudyConfig, *, address: str | None = None, storage: str | None = None, echo: Echo = print,
-              tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
+              tracking_patience: float = DEFAULT_PATIENCE_S, verbose: bool = False, bar: bool = False) -> StudyState:
     """Run (or continue) the study `config`: search each label set, retrain the best, log everything to MLflow.
+
+    The console (`echo`) has a line per stage and per finished trial, and where `bar` a progress bar of all the study's
+    trials on stderr (else a line at each stage's end); `verbose` adds Tune's status tables and Ray's, Optuna's and
+    MLflow's routine lines. A finished study is left as it is: one line says so, nothing starts.
 
     While MLflow does not answer, trials go on and their writes wait; where a write must be done before the study goes
     on (a stage's end), the study waits up to `tracking_patience` seconds for MLflow, then stops (TrackingUnavailable)
@@ -227,45 +237,57 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
     """
     folder = study_folder(config, storage)
     check_same_study(config, folder)
-    data = study_data(config)  # a data set that cannot serve this study stops it before anything is written
-    connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StorageError.of(folder, error) from None
     saved = StudyState.load(folder) if (folder / STATE_FILE).exists() else None
-    outage = Outage(saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri), echo, tracking_patience)
-    state = saved or _new_state(config, outage)
-    state.save(folder)
-    trainable = _trainable(config, data)
-    previous_best: dict[str, Any] | None = None
-    for index, label_set in enumerate(config.label_sets):
-        rs = state.rates.get(label_set.key) or RateState(_rate_run(state, config, label_set, outage))
-        state.rates[label_set.key] = rs
+    if saved is not None and saved.finished:
+        echo(f"study {config.name} is finished: nothing to run")
+        return saved
+    data = study_data(config)  # a data set that cannot serve this study stops it before anything is written
+    with Console(_trial_count(config), _trials_done(config, saved), echo, bar=bar, verbose=verbose) as console:
+        connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageError.of(folder, error) from None
+        uri = saved.tracking_uri if saved else default_tracking_uri(config.tracking_uri)
+        outage = Outage(uri, console.echo, tracking_patience)
+        state = saved or _new_state(config, outage)
         state.save(folder)
-        if not rs.search_done:
-            echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
-            _search(config, state, rs, label_set, index, previous_best, folder, outage, trainable)
+        trainable = _trainable(config, data)
+        previous_best: dict[str, Any] | None = None
+        for index, label_set in enumerate(config.label_sets):
+            rs = state.rates.get(label_set.key) or RateState(_rate_run(state, config, label_set, outage))
+            state.rates[label_set.key] = rs
             state.save(folder)
-        previous_best = rs.best
-    retrain = [ls for ls in config.label_sets if not state.rates[ls.key].final_done]
-    if config.final.n_seeds and retrain:
-        for label_set in retrain:
-            echo(f"{label_set.name()}: retraining {_fmt(state.rates[label_set.key].best)} on the whole "
-                 f"training set, {config.final.n_seeds} seeds")
-        _final(config, state, retrain, folder, outage, trainable)
-        state.save(folder)
-    outage.patiently(lambda: _close_study(state))
+            if not rs.search_done:
+                console.echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
+                _search(config, state, rs, label_set, index, previous_best, folder, outage, trainable, console)
+                state.save(folder)
+            previous_best = rs.best
+        retrain = [ls for ls in config.label_sets if not state.rates[ls.key].final_done]
+        if config.final.n_seeds and retrain:
+            for label_set in retrain:
+                console.echo(f"{label_set.name()}: retraining {_fmt(state.rates[label_set.key].best)} on the whole "
+                             f"training set, {config.final.n_seeds} seeds")
+            _final(config, state, retrain, folder, outage, trainable, console)
+            state.save(folder)
+        outage.patiently(lambda: _close_study(state))
+    state.finished = True
+    state.save(folder)
     return state
 
 
 def resume_study(path: str | Path, *, address: str | None = None, echo: Echo = print,
-                 tracking_patience: float = DEFAULT_PATIENCE_S) -> StudyState:
+                 tracking_patience: float = DEFAULT_PATIENCE_S, verbose: bool = False, bar: bool = False) -> StudyState:
     """Continue the study whose folder is `path`: finished trials are kept, unfinished ones resume."""
     folder = Path(path).expanduser().resolve()
     config = study_config_from_dict(StudyState.load(folder).config, allow_missing_gpu=address is not None)
     return run_study(config, address=address, storage=str(folder.parent), echo=echo,
-                     tracking_patience=tracking_patience)
+                     tracking_patience=tracking_patience, verbose=verbose, bar=bar)
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether `folder` holds a finished study: all its trials run, its MLflow runs closed."""
+    return (folder / STATE_FILE).is_file() and StudyState.load(folder).finished
 
 
 def summary_table(state: StudyState) -> str:
@@ -294,7 +316,13 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
             config.name, artifact_location=artifact_location(uri, config.name))
 
     experiment_id = outage.patiently(find_or_create)
-    tags = {"mlflow.runName": f"study-{config.name}", "stage": "study", "config_hash": config.config_hash(),
+
+    def describe() -> None:
+        for key, value in experiment_tags(config, uri, _varied(config)).items():
+            client.set_experiment_tag(experiment_id, key, value)
+
+    outage.patiently(describe)
+    tags = {"mlflow.runName": f"study {config.name}", "stage": "study", "config_hash": config.config_hash(),
             "method": config.method, "dataset": config.train.dataset, "noise": ",".join(noise_kinds(config.noise)),
             "git_commit": _git_commit()}
     run_id = outage.patiently(lambda: client.create_run(experiment_id, tags=tags).info.run_id)
@@ -304,7 +332,7 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
 
 def _rate_run(state: StudyState, config: StudyConfig, label_set: LabelSet, outage: Outage) -> str:
     """The label set's run under the study's: the one a driver killed before it saved its state made, or a new one."""
-    tags = {**_common_tags(config, label_set), "mlflow.runName": f"noise-{label_set.key}", "stage": "noise_rate",
+    tags = {**_common_tags(config, label_set), "mlflow.runName": f"noise {label_set.key}", "stage": "noise_rate",
             PARENT_TAG: state.study_run_id}
     query = (f"tags.`{PARENT_TAG}` = '{state.study_run_id}' and tags.stage = 'noise_rate' "
              f"and tags.label_set = '{label_set.key}'")
@@ -348,6 +376,17 @@ def _search_size(config: StudyConfig) -> int:
     return s.num_samples if _searched(config) else 1
 
 
+def _trial_count(config: StudyConfig) -> int:
+    """The trials of a study: each label set's search trials and final retrains."""
+    return len(config.label_sets) * (_search_size(config) + config.final.n_seeds)
+
+
+def _trials_done(config: StudyConfig, state: StudyState | None) -> int:
+    """The trials of the stages that `state` has done."""
+    rates = state.rates.values() if state else []
+    return sum(_search_size(config) * rs.search_done + config.final.n_seeds * rs.final_done for rs in rates)
+
+
 def _searched(config: StudyConfig) -> list[str]:
     """The names an optuna-mode search varies."""
     s = config.search
@@ -355,33 +394,55 @@ def _searched(config: StudyConfig) -> list[str]:
             *(["weight_decay"] if s.tune_weight_decay else [])]
 
 
+def _varied(config: StudyConfig) -> list[str]:
+    """The parameters that a study's trials vary, by their MLflow param names."""
+    if config.search.mode == "grid":
+        return list(dict.fromkeys(name for cell in config.search.grid_cells() for name in cell))
+    return _searched(config)
+
+
 def _fit(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
-         callbacks: list[tune.Callback], shown: list[str]) -> tune.ResultGrid:
-    """Run the Tuner `name` (restored if started before); a failed trial is retried unless a retry would fail alike.
-    A StorageError where the study's folder cannot be written."""
+         callbacks: list[tune.Callback], shown: list[str], console: Console) -> tune.ResultGrid:
+    """Run the Tuner `name` (restored if started before), its trials counted on the console; a failed trial is retried
+    unless a retry would fail alike. A StorageError where the study's folder cannot be written."""
+    callbacks = [*callbacks, console.stage()]
     with retrying_crashes_only():
-        return fit(_tuner(trainable, folder, name, param_space, tune_config, callbacks, shown), folder)
+        results = fit(_tuner(trainable, folder, name, param_space, tune_config, callbacks, shown, console.verbose),
+                      folder)
+    console.end_stage(len(results))
+    return results
 
 
 def _tuner(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
-           callbacks: list[tune.Callback], shown: list[str]) -> tune.Tuner:
+           callbacks: list[tune.Callback], shown: list[str], verbose: bool) -> tune.Tuner:
+    """The Tuner `name`, restored if started before: Tune's status tables of the `shown` parameters where `verbose`."""
     path = folder / name
-    if tune.Tuner.can_restore(str(path)):
-        restore_state_copy(path)
-        repair_checkpoints(path)
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
-                                  param_space=param_space)
     reporter = tune.CLIReporter(parameter_columns=shown, metric_columns=["epoch", "val_acc", "test_acc"],
-                                max_report_frequency=30)
-    run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=callbacks, verbose=1,
-                                progress_reporter=reporter,
-                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                failure_config=tune.FailureConfig(max_failures=2))
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+                                max_report_frequency=30) if verbose else None
+    if not tune.Tuner.can_restore(str(path)):
+        run_config = tune.RunConfig(name=name, storage_path=str(folder), callbacks=callbacks, verbose=int(verbose),
+                                    progress_reporter=reporter,
+                                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                    failure_config=tune.FailureConfig(max_failures=2))
+        return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    restore_state_copy(path)
+    repair_checkpoints(path)
+    tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True,
+                               param_space=param_space)
+    local = getattr(tuner, "_local_tuner", None)  # None under Ray Client, where the Tuner runs on the cluster
+    if local is not None:
+        # Tune restores the RunConfig it saved: this run's console and callbacks instead, but the SchedulerState that
+        # holds the restored Tuner's scheduler (Tune restores callback states by their place in the list)
+        run_config = local.get_run_config()
+        schedulers = [c for c in run_config.callbacks if isinstance(c, SchedulerState)]
+        run_config.callbacks = [schedulers[0] if isinstance(c, SchedulerState) else c for c in callbacks]
+        run_config.verbose, run_config.progress_reporter = int(verbose), reporter
+    return tuner
 
 
 def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: LabelSet, index: int,
-            previous_best: dict[str, Any] | None, folder: Path, outage: Outage, trainable: Any) -> None:
+            previous_best: dict[str, Any] | None, folder: Path, outage: Outage, trainable: Any,
+            console: Console) -> None:
     s = config.search
     param_space: dict[str, Any] = {TRAIN_KEY: _base(config, label_set, "search")}
     scheduler = None
@@ -397,24 +458,25 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: La
         tune_config = tune.TuneConfig(scheduler=scheduler, num_samples=1,
                                       max_concurrent_trials=s.max_concurrent, reuse_actors=True)
     else:
-        points = [search_spaces.as_point(p, s.parametrization)
-                  for p in _warm_points(config, label_set, previous_best)]
         ranges = s.ranges_for(None if label_set.human else label_set.rate)
         space = search_spaces.make_space(config.method, ranges=ranges, parametrization=s.parametrization,
                                          tune_lr=s.tune_lr, tune_weight_decay=s.tune_weight_decay,
                                          batch_size=config.train.batch_size)
+        points = _within(space, [search_spaces.as_point(p, s.parametrization)
+                                 for p in _warm_points(config, label_set, previous_best)],
+                         lambda line: console.echo(f"{label_set.name()}: {line}"))
         searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
                                 sampler=TPESampler(seed=s.seed + index))
         tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
                                       scheduler=scheduler, num_samples=_search_size(config), reuse_actors=True)
     tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, label_set), "stage": "search"}, outage.echo, outage)
+                            {**_common_tags(config, label_set), "stage": "search"}, console.echo, outage)
     if s.mode == "grid":
         shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
     else:
         shown = _searched(config)
     callbacks = [StopOnStorageError(), tracker, KeepStateCopy(), *([SchedulerState(scheduler)] if scheduler else [])]
-    results = _fit(trainable, folder, f"search-{label_set.key}", param_space, tune_config, callbacks, shown)
+    results = _fit(trainable, folder, f"search-{label_set.key}", param_space, tune_config, callbacks, shown, console)
     tracker.complete(results)
     outage.patiently(lambda: _drop_orphans(state, rs.run_id, "search", results))
     rs.best, rs.best_val_acc = _best_setting(results)
@@ -429,21 +491,20 @@ def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: La
 
 
 def _final(config: StudyConfig, state: StudyState, retrain: list[LabelSet], folder: Path, outage: Outage,
-           trainable: Any) -> None:
+           trainable: Any, console: Console) -> None:
     """Retrain the best setting of each label set of `retrain` on the whole training set, all in one Tuner (its trial
     processes start once for all of them), each trial logged under its label set's run."""
     cells = [{"noise": ls.noise, "noise_rate": ls.rate, **state.rates[ls.key].best} for ls in retrain]
     param_space = {TRAIN_KEY: _base(config, retrain[0], "final"), "cell": tune.grid_search(cells),
                    "seed": tune.grid_search(list(range(config.final.n_seeds)))}
-    tune_config = tune.TuneConfig(metric="test_acc", mode="max", max_concurrent_trials=config.search.max_concurrent,
-                                  reuse_actors=True)
+    tune_config = tune.TuneConfig(max_concurrent_trials=config.search.max_concurrent, reuse_actors=True)
     trackers = {ls.key: MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[ls.key].run_id,
-                                      {**_common_tags(config, ls), "stage": "final"}, outage.echo, outage,
+                                      {**_common_tags(config, ls), "stage": "final"}, console.echo, outage,
                                       label=ls.name())
                 for ls in retrain}
     by_label_set = ByLabelSet(trackers, several=len(noise_kinds(config.noise)) > 1)
     callbacks = [StopOnStorageError(), by_label_set, KeepStateCopy()]
-    results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"])
+    results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"], console)
     by_rate: dict[str, list[tune.Result]] = {key: [] for key in trackers}
     for result in results:
         by_rate[by_label_set.key(result.config)].append(result)
@@ -507,16 +568,39 @@ def _warm_points(config: StudyConfig, label_set: LabelSet, previous_best: dict[s
     if not config.search.warm_start:
         return []
     s = config.search
-    names = {"lam", "beta"} if s.parametrization == "psi_rho" else set(search_spaces.default_ranges(config.method))
-    names |= {"lr"} if s.tune_lr else set()
-    names |= {"weight_decay"} if s.tune_weight_decay else set()
+    names = [*(["lam", "beta"] if s.parametrization == "psi_rho" else search_spaces.default_ranges(config.method)),
+             *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
     paper = (search_spaces.paper_best(config.train.dataset, label_set.rate)
              if config.method == "dm" and not label_set.human else None)
     points: list[dict[str, Any]] = []
     for point in (paper, previous_best):  # each projected on the searched names, where it has them all
-        if point and names and names <= set(point) and {k: point[k] for k in names} not in points:
+        if point and names and set(names) <= set(point) and {k: point[k] for k in names} not in points:
             points.append({k: point[k] for k in names})
     return points
+
+
+def _within(space: search_spaces.Space, points: list[dict[str, Any]], echo: Echo) -> list[dict[str, Any]]:
+    """`points` clipped into the ranges of `space`, each one clipped said in a line; one that clipping makes a repeat
+    of another is left out."""
+    trial = optuna.create_study().ask()
+    space(trial)  # the trial now holds the space's distributions
+    kept: list[dict[str, Any]] = []
+    for point in points:
+        clipped = {k: _clip(v, trial.distributions.get(k)) for k, v in point.items()}
+        again = clipped in kept
+        if clipped != point:
+            fate = f"left out (clipped, it is {_fmt(clipped)}, tried already)" if again else f"tried as {_fmt(clipped)}"
+            echo(f"warm start {_fmt(point)} lies outside the search ranges: {fate}")
+        if not again:
+            kept.append(clipped)
+    return kept
+
+
+def _clip(value: Any, distribution: BaseDistribution | None) -> Any:
+    """`value` clipped into a float or int `distribution`'s range (any other, or none: unchanged)."""
+    if isinstance(distribution, (FloatDistribution, IntDistribution)):
+        return min(max(value, distribution.low), distribution.high)
+    return value
 
 
 def _evaluations(config: StudyConfig) -> int:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.store.tracking import SEARCH_MAX_RESULTS_THRESHOLD as MAX_RESULTS
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 from ray.tune import Callback, Result
@@ -57,6 +58,15 @@ def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in params.items()}
 
 
+def run_name(tags: Mapping[str, str], config: Mapping[str, Any], index: int) -> str:
+    """The MLflow run name of a trial with `tags` (its stage and label set) and `config`, the `index`th (from 1) trial
+    run of its stage under its parent: "search 0.4 #3", "final 0.4 seed 1"."""
+    stage = " ".join(filter(None, (tags.get("stage", "trial"), tags.get("label_set"))))
+    if tags.get("stage") == "final" and "seed" in config:
+        return f"{stage} seed {config['seed']}"
+    return f"{stage} #{index}"
+
+
 @dataclass(frozen=True)
 class _Write:
     """One write of a trial's to MLflow: its run (created if new; params once `config` is known), then its metrics at
@@ -91,7 +101,9 @@ class MlflowTracker(Callback):
         self._runs: dict[str, str] = {}  # trial id → run id
         self._logged: dict[str, int] = {}  # run id → the last step logged
         self._with_params: set[str] = set()  # run ids
+        self._configs: dict[str, Mapping[str, Any]] = {}  # trial id → its config, known from its start (for its name)
         self._created: set[str] = set()  # trial ids: their run created by this tracker
+        self._restored: set[str] = set()  # trial ids: started from a checkpoint (what came before it is not seen here)
         self._ended: set[str] = set()  # trial ids: their end written by this tracker
         self._last: dict[str, dict] = {}  # trial id → its last result
         self._pending: deque[_Write] = deque()
@@ -128,13 +140,20 @@ class MlflowTracker(Callback):
                 if found[0].data.params:
                     self._with_params.add(found[0].info.run_id)
             else:
-                tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id,
-                        "mlflow.runName": f"{self.tags.get('stage', 'trial')}-{trial_id}"}
+                stage = f" and tags.stage = '{self.tags['stage']}'" if "stage" in self.tags else ""
+                before = self.client.search_runs([self.experiment_id],
+                                                 f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'{stage}",
+                                                 max_results=MAX_RESULTS)
+                name = run_name(self.tags, self._configs.get(trial_id, {}), len(before) + 1)
+                tags = {**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, "mlflow.runName": name}
                 self._runs[trial_id] = self.client.create_run(self.experiment_id, tags=tags).info.run_id
                 self._created.add(trial_id)
         return self._runs[trial_id]
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._configs[trial.trial_id] = trial.config
+        if trial.checkpoint is not None:
+            self._restored.add(trial.trial_id)
         self._write(_Write(trial.trial_id), now=True)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
@@ -289,12 +308,13 @@ class MlflowTracker(Callback):
 
     def _fill(self, results: list[Result]) -> None:
         """Write what Tune recorded of each trial in `results` that this tracker did not write whole itself (a trial
-        it did not start, or did not see end): its run and params, each reported step's metrics that its run lacks
-        (a replayed step's first values), and its end, where its run has not ended."""
+        it did not start, or restored from a checkpoint, or did not see end): its run and params, each reported step's
+        metrics that its run lacks (a replayed step's first values), and its end, where its run has not ended."""
         for result in results:
             trial_id = result.metrics["trial_id"]
-            if trial_id in self._created and trial_id in self._ended:
+            if trial_id in self._created and trial_id in self._ended and trial_id not in self._restored:
                 continue
+            self._configs.setdefault(trial_id, result.config)
             rows = _rows(result)
             run_id = self.run_id(trial_id)
             have = {key: {m.step for m in self.client.get_metric_history(run_id, key)}

@@ -49,7 +49,7 @@ def test_each_label_set_is_searched_and_retrained_on_its_own_noise(tmp_path: Pat
     assert study.data.tags["noise"] == "symmetric,pair"
     sets = {r.info.run_id: r.data.tags for r in stages["noise_rate"]}
     assert sorted(tags["label_set"] for tags in sets.values()) == ["pair-0.4", "symmetric-0.4"]
-    assert {tags["mlflow.runName"] for tags in sets.values()} == {"noise-pair-0.4", "noise-symmetric-0.4"}
+    assert {tags["mlflow.runName"] for tags in sets.values()} == {"noise pair-0.4", "noise symmetric-0.4"}
     for stage, per_set in (("search", 2), ("final", 2)):
         for run in stages[stage]:
             parent = sets[run.data.tags["mlflow.parentRunId"]]
@@ -58,6 +58,8 @@ def test_each_label_set_is_searched_and_retrained_on_its_own_noise(tmp_path: Pat
             assert float(run.data.params["noise_rate"]) == 0.4
         for run_id in sets:
             assert sum(r.data.tags["mlflow.parentRunId"] == run_id for r in stages[stage]) == per_set
+    assert sorted(r.info.run_name for r in stages["final"]) == [
+        f"final {key} seed {seed}" for key in ("pair-0.4", "symmetric-0.4") for seed in (0, 1)]
     client = MlflowClient(uri)
     for key, rs in state.rates.items():
         final = [r for r in stages["final"] if r.data.tags["label_set"] == key]

@@ -159,6 +159,7 @@ def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path
     runs = sorted(client.search_runs([experiment_id], SEARCH), key=lambda r: r.info.start_time)
     assert [r.info.status for r in runs] == ["FINISHED"] * len(BETAS)
     assert [float(r.data.params["beta"]) for r in runs] == BETAS
+    assert [r.info.run_name for r in runs] == [f"search 0.4 #{n}" for n in range(1, len(BETAS) + 1)]  # as they started
     assert len({r.data.tags["ray_trial_id"] for r in runs}) == len(BETAS)
     state = StudyState.load(folder)
     assert state.rates["0.4"].trials == len(BETAS) and state.rates["0.4"].search_done

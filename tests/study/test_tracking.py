@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
 from study import tracking
-from study.tracking import MlflowTracker
+from study.tracking import MlflowTracker, run_name
 
 
 def test_a_replayed_step_is_logged_once_by_the_same_driver_and_by_a_resumed_one(tmp_path: Path) -> None:
@@ -221,3 +221,9 @@ def test_a_restored_tracker_has_written_everything_when_the_experiment_ends(stor
     [run] = client.search_runs([store.experiment], f"tags.`mlflow.parentRunId` = '{store.parent}'")
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_acc"))
     assert history == [(step, step / 10) for step in range(1, 7)] and run.data.params == {"lam": "2.0"}
+
+
+def test_a_trial_run_is_named_by_its_stage_label_set_and_place_or_seed() -> None:
+    assert run_name({"stage": "search", "label_set": "0.4"}, {"lam": 1.0}, 3) == "search 0.4 #3"
+    assert run_name({"stage": "final", "label_set": "cifar10n-worst"}, {"seed": 1}, 7) == "final cifar10n-worst seed 1"
+    assert run_name({"stage": "search"}, {}, 2) == "search #2"
