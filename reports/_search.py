@@ -48,10 +48,11 @@ def _replay(data: StudyData, key: str) -> optuna.Study | None:
 
 
 def importances(study: optuna.Study) -> dict[str, float]:
-    """fANOVA importance (seed 0, summing to 1) of each parameter that varied; {} where none did."""
+    """fANOVA importance (seed 0, summing to 1) of each parameter that varied; {} where none did, or where every
+    trial's validation accuracy is the same (nothing to explain)."""
     varied = [n for n, d in study.trials[0].distributions.items()
               if len({t.params[n] for t in study.trials}) > 1]
-    if not varied:
+    if not varied or len({t.value for t in study.trials}) < 2:
         return {}
     found = _quiet(lambda: get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=varied))
     return {name: float(found[name]) for name in sorted(found)}
@@ -73,7 +74,7 @@ def _importance_table(data: StudyData) -> pd.DataFrame:
     if not columns:
         table = pd.DataFrame()
         table.attrs["note"] = (f"No parameter importances: no {axis_name(data)} has two finished search trials over "
-                               "a parameter that varied.")
+                               "a parameter that varied with validation accuracies that differ.")
         return table
     table = pd.DataFrame(columns).sort_index()
     table.index.name = "parameter"

@@ -9,8 +9,10 @@ import math
 import statistics
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.distributions import FloatDistribution
 
 from reports import load_study
 from reports._compare import comparable_studies, comparison_table, published_comparison
@@ -77,6 +79,14 @@ def test_the_replayed_optuna_study_holds_the_trials_in_start_order(free_store, f
     assert all(0 <= v <= 1 for v in found.values())
     table = importance_table(free)
     assert table.set_index("parameter")[f"noise {RATE:g}"].to_dict() == pytest.approx(found)
+
+
+def test_a_search_whose_trials_all_tie_has_no_importances() -> None:
+    study = optuna.create_study(direction="maximize")
+    distributions = {"lam": FloatDistribution(0.0, 2.0), "beta": FloatDistribution(0.5, 12.0, log=True)}
+    study.add_trials([optuna.trial.create_trial(params={"lam": lam, "beta": beta}, distributions=distributions,
+                                                value=0.9338) for lam, beta in [(0.5, 12.0), (0.0, 2.0)]])
+    assert importances(study) == {}  # fANOVA raises "zero total variance in all trees"
 
 
 def test_the_search_figures_are_drawn_for_a_free_search(free, tmp_path: Path) -> None:
