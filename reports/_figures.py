@@ -20,10 +20,12 @@ import torch
 from reports._compare import comparable_studies, identity_of, key_of
 from reports._load import StudyData
 from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, fmt, has, is_nan,
-                           pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
+                           pct_scale, plt, rate_row, run_history, save, search)
 from reports._search import SEARCH_FIGURES
 from reports._tables import (axis_name, file_key, grid_means, label_set, label_set_keys, noise_label, realised_rate,
                              search_runs)
+from reports._ties import ranked_runs, searched_names
+from study.choice import rank, tied
 from trainers.emphasis import make_emphasis
 
 # The implicit weightings of common losses drawn beside DM's (DESIGN §2): name, parameters, label.
@@ -77,7 +79,7 @@ def best_dm_setting(data: StudyData, key: str) -> dict[str, float] | None:
     if row is not None and as_number(row.get("best.lam")) is not None and as_number(row.get("best.beta")) is not None:
         if row.get("best.method") in (None, "dm") or is_nan(row.get("best.method")):
             return {"lam": as_number(row["best.lam"]), "beta": as_number(row["best.beta"])}
-    best = ranked_runs(search(data, key))
+    best = ranked_runs(search(data, key), searched_names(data))
     if best.empty:
         return None
     lam, beta = as_number(best.iloc[0].get("lam")), as_number(best.iloc[0].get("beta"))
@@ -93,6 +95,12 @@ def _grid_figure(data: StudyData, key: str) -> Drawn:
     if test is None or val is None or test.notna().to_numpy().sum() < 2:
         return None
     val = val.reindex_like(test)
+    ranking = rank(({"lam": lam, "beta": beta}, val.at[lam, beta]) for lam in val.index for beta in val.columns
+                   if np.isfinite(val.at[lam, beta]))
+    if not ranking:
+        return None
+    best = (val.index.get_loc(ranking[0].setting["lam"]), val.columns.get_loc(ranking[0].setting["beta"]))
+    ties = len(tied(ranking))
     scale = pct_scale(test.to_numpy())
     values = test.to_numpy() * scale
     n_lam, n_beta = values.shape
@@ -107,7 +115,6 @@ def _grid_figure(data: StudyData, key: str) -> Drawn:
                 light = hi == lo or (values[i, j] - lo) / (hi - lo) > 0.6
                 ax.text(j, i, f"{values[i, j]:.1f}" if scale == 100 else f"{values[i, j]:.3f}", ha="center",
                         va="center", fontsize=9, color="black" if light else "white")
-    best = np.unravel_index(np.nanargmax(np.where(np.isfinite(val.to_numpy()), val.to_numpy(), -np.inf)), val.shape)
     ax.add_patch(plt.Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, edgecolor=OKABE_ITO[5], lw=2.5))
     ax.set_xticks(range(n_beta), [fmt(b) for b in test.columns])
     ax.set_yticks(range(n_lam), [fmt(lam) for lam in test.index])
@@ -120,7 +127,8 @@ def _grid_figure(data: StudyData, key: str) -> Drawn:
     bar.set_label(f"test accuracy ({'%' if scale == 100 else 'fraction'})")
     caption = (f"Mean test accuracy of the search-stage runs over the λ × β grid at "
                f"{noise_label(data, key, 'noise rate {pct}')} (grey: not run), with the best cell by mean validation "
-               f"accuracy (λ={fmt(test.index[best[0]])}, β={fmt(test.columns[best[1]])}) outlined.")
+               f"accuracy (λ={fmt(test.index[best[0]])}, β={fmt(test.columns[best[1]])}) outlined"
+               + (f" (the tie rule's pick of {ties} tied cells)." if ties > 1 else "."))
     return fig, caption
 
 
@@ -231,7 +239,8 @@ def mode_points(data: StudyData) -> list[tuple[str, float, float, list[float]]]:
         per_seed = []
         if {"seed", "lam"} <= set(runs.columns):
             for _, group in runs.groupby(pd.to_numeric(runs["seed"], errors="coerce"), sort=True):
-                lam = as_number(ranked_runs(group).iloc[0]["lam"]) if group["val_acc"].notna().any() else None
+                ranked = ranked_runs(group, searched_names(data))
+                lam = None if ranked.empty else as_number(ranked.iloc[0]["lam"])
                 if lam is not None:
                     per_seed.append(lam / (lam + 1))
         points.append((key, plotted_rate(data, key), setting["lam"] / (setting["lam"] + 1),
@@ -336,13 +345,13 @@ def _study_method(data: StudyData) -> str:
 
 
 def _best_of(data: StudyData, key: str, method: str) -> pd.Series | None:
-    """The best search trial of `method` of the label set `key` (DM's with best_trial's tie rule)."""
+    """The best search trial of `method` of the label set `key`, ties by the study's rule."""
     if method == "dm":
         return best_trial(data, key)
     trials = data.trials
     if "method" not in trials.columns:
         return None
-    ranked = ranked_runs(search_runs(trials[trials["method"] == method], key, ())[0])
+    ranked = ranked_runs(search_runs(trials[trials["method"] == method], key, ())[0], searched_names(data))
     return None if ranked.empty else ranked.iloc[0]
 
 

@@ -17,6 +17,8 @@ import pandas as pd  # noqa: E402
 
 from reports._load import StudyData  # noqa: E402
 from reports._tables import runs_of, search_runs  # noqa: E402
+from reports._ties import ranked_runs, searched_names  # noqa: E402
+from study.choice import fmt_number  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette (black first, yellow last: it prints faintly).
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
@@ -56,28 +58,10 @@ def search(data: StudyData, key: str) -> pd.DataFrame:
     return search_runs(dm_only(data.trials), key, ())[0]
 
 
-def ranked_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """`runs` best first by val_acc (ties by run id), those without val_acc dropped."""
-    if runs.empty or "val_acc" not in runs.columns:
-        return pd.DataFrame()
-    runs = runs.dropna(subset=["val_acc"])
-    return runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable").drop(columns="_neg")
-
-
 def best_trial(data: StudyData, key: str) -> pd.Series | None:
-    """The label set's best search trial by val_acc; of ties, the one with its run's chosen (λ, β), else by run id."""
-    ranked = ranked_runs(search(data, key))
-    if ranked.empty:
-        return None
-    tied = ranked[ranked["val_acc"] == ranked["val_acc"].iloc[0]]
-    row = rate_row(data, key) or {}
-    lam, beta = as_number(row.get("best.lam")), as_number(row.get("best.beta"))
-    if lam is not None and beta is not None and {"lam", "beta"} <= set(tied.columns):
-        chosen = tied[np.isclose(pd.to_numeric(tied["lam"], errors="coerce"), lam)
-                      & np.isclose(pd.to_numeric(tied["beta"], errors="coerce"), beta)]
-        if not chosen.empty:
-            return chosen.iloc[0]
-    return ranked.iloc[0]
+    """The label set's best search trial of DM by val_acc, ties by the study's rule (`ranked_runs`)."""
+    ranked = ranked_runs(search(data, key), searched_names(data))
+    return None if ranked.empty else ranked.iloc[0]
 
 
 def rate_row(data: StudyData, key: str) -> dict[str, Any] | None:
@@ -116,5 +100,6 @@ def is_nan(value: Any) -> bool:
 
 
 def fmt(value: Any) -> str:
+    """A number as the console and the tables write it (λ=0.2512, β=0.9661); "?" for none."""
     number = as_number(value)
-    return "?" if number is None else f"{number:.3g}"  # three significant digits: λ=0.251, β=0.966
+    return "?" if number is None else fmt_number(number)

@@ -143,7 +143,7 @@ def scatter_figure(data: StudyData) -> Drawn:
     for ax, (key, runs) in zip(axes[0], panels):
         values = runs["val_acc"].to_numpy() * 100
         points = ax.scatter(runs["lam"], runs["beta"], c=values, cmap="viridis", s=46, edgecolors="black", lw=0.5)
-        best = best_trial(data, key)  # ties: the setting the study chose
+        best = best_trial(data, key)  # ties by the study's rule, as the summary's
         ax.scatter([best["lam"]], [best["beta"]], s=190, facecolors="none", edgecolors=OKABE_ITO[5], lw=2.2)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
