@@ -10,6 +10,7 @@ import base64
 import html
 import importlib.metadata
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,14 @@ import pandas as pd
 from reports import _tables
 from reports._compare import comparable_studies, comparison_table, published_comparison, setup
 from reports._load import StudyData, load_study
-from reports._search import importance_table
+from reports._search import importance_caveat, importance_table
 from reports._ties import searched_names
 from reports._write import to_html, to_markdown, write_table
 from study.choice import RULE
 
 PACKAGES = ("torch", "ray", "optuna", "mlflow")
+FEW_RUNS = 3  # a table whose cells average fewer runs than this says so
+_RUNS = re.compile(r"\(n=(\d+)\)")  # "mean ± std (n=k)" in a cell
 FIGURE_TITLES = {"weighting_curves": "Weighting curves w(p)", "dynamics": "Learning dynamics",
                  "mode_vs_noise": "Emphasis mode against noise rate",
                  "p_clean_noisy": "p_i of clean and noisy examples", "noise_detection": "Noise detection (AUROC)",
@@ -86,7 +89,8 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                            "in percentage points."))
     sections.append(_table(out, "param_importances", "Parameter importances", importance_table(data),
                            "The share of the variation in validation accuracy that each searched parameter explains, "
-                           f"per {axis} (Optuna's fANOVA evaluator over the search trials, seed 0)."))
+                           f"per {axis} (Optuna's fANOVA evaluator over the search trials, seed 0)"
+                           f"{importance_caveat(data)}."))
     sections.append(_table(out, "validation_choice", "Noisy against clean validation",
                            _tables.validation_choice_table(data),
                            f"Per {axis}, the setting that validating by the noisy labels would choose against the one "
@@ -139,7 +143,21 @@ def _table(out: Path, stem: str, title: str, table: pd.DataFrame, sentence: str,
     if missing is not None or table.empty:
         return _Section(title, missing or "This table has no rows.")
     write_table(table, out, stem)
-    return _Section(title, sentence, table=table, stem=stem, notes=tuple(notes))
+    return _Section(title, sentence.removesuffix(".") + _few_runs(table) + ".", table=table, stem=stem,
+                    notes=tuple(notes))
+
+
+def _few_runs(table: pd.DataFrame) -> str:
+    """The clause that flags a table whose means rest on fewer than FEW_RUNS runs ("" where none does): cells written
+    "… (n=k)" and an n column."""
+    counts = [int(n) for value in table.to_numpy().ravel() if isinstance(value, str) for n in _RUNS.findall(value)]
+    counts += pd.to_numeric(table["n"], errors="coerce").dropna().astype(int).tolist() if "n" in table else []
+    fewest = min(counts, default=FEW_RUNS)
+    if fewest >= FEW_RUNS:
+        return ""
+    single = "; n=1 is a single run, shown without a spread" if fewest == 1 else ""
+    return (f"; caution: some values average fewer than {FEW_RUNS} runs (as few as n={fewest}), too few to judge how "
+            f"much runs vary{single}")
 
 
 def _figure_sections(data: StudyData, out: Path) -> list[_Section]:

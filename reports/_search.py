@@ -23,6 +23,7 @@ from reports._tables import GRID_PARAMS, axis_name, is_grid, label_set, label_se
 from trainers.errors import ConfigError
 
 T = TypeVar("T")
+FEW_TRIALS = 10  # importances from fewer search trials of a label set are flagged: fANOVA's forest is then a guess
 
 
 def search_study(data: StudyData, key: str) -> optuna.Study | None:
@@ -81,6 +82,19 @@ def _importance_table(data: StudyData) -> pd.DataFrame:
     return table.reset_index()
 
 
+def importance_caveat(data: StudyData) -> str:
+    """The clause that flags the label sets whose importances rest on fewer than FEW_TRIALS trials ("" where none
+    does), to end a caption with."""
+    table = importance_table(data)
+    few = [f"{_column(data, key)}: {len(study.trials)}" for key in label_set_keys(data)
+           if _column(data, key) in table.columns and (study := search_study(data, key)) is not None
+           and len(study.trials) < FEW_TRIALS]
+    if not few:
+        return ""
+    return (f"; caution: fewer than {FEW_TRIALS} trials per {axis_name(data)} ({', '.join(few)}), too few for fANOVA "
+            "to rank the parameters reliably, so read them as a hint")
+
+
 def _column(data: StudyData, key: str) -> str:
     """The importance table's column of the label set `key`."""
     return noise_label(data, key, "noise {rate:g}")
@@ -126,7 +140,8 @@ def importance_figure(data: StudyData) -> Drawn:
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig, (f"How much of the variation in validation accuracy each searched parameter explains, per "
-                 f"{axis_name(data)} (Optuna's fANOVA importance evaluator, seed 0; shares summing to 1).")
+                 f"{axis_name(data)} (Optuna's fANOVA importance evaluator, seed 0; shares summing to 1)"
+                 f"{importance_caveat(data)}.")
 
 
 def scatter_figure(data: StudyData) -> Drawn:

@@ -1,15 +1,18 @@
 """Honest statistics: settings tied at the best validation accuracy are named and every table, figure and the driver
-pick the same one by one rule. From stores logged as the driver logs them (no Ray)."""
+pick the same one by one rule; captions say where means rest on fewer than 3 runs or importances on fewer than 10
+trials. From stores logged as the driver logs them (no Ray)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from reports import load_study, write_report
+from reports._figures import make_figures
 from reports._plot import best_trial
 from reports._tables import emphasis_mode_table, search_trials_table, summary_table, validation_choice_table
 from study.driver import _best_setting
@@ -91,3 +94,23 @@ def test_every_table_and_figure_picks_the_setting_the_driver_retrained(tied: tup
     assert clean["setting"] == "lam=0.25, beta=4" and clean["final_test_acc"].endswith("(n=3)")
     assert {k: best_trial(data, "0.2")[k] for k in PICK} == PICK  # the λ–β figure rings it
 
+
+def test_captions_flag_few_runs_and_few_trials(tied: tuple[str, Path]) -> None:
+    index = (tied[1] / "index.md").read_text()
+    sections = {part.split("\n", 1)[0]: part for part in index.split("\n## ")}
+    few_runs = "caution: some values average fewer than 3 runs (as few as n=1)"
+    assert few_runs in sections["Noise rate 0.2: emphasis modes"]  # each mode's best is one run
+    assert "caution" not in sections["Summary"]  # three final retrains
+    assert "caution: fewer than 10 trials per noise rate (noise 0.2: 4)" in sections["Parameter importances"]
+    figures = [caption for _, caption in make_figures(load_study(tied[0], "ties"), tied[1] / "again")]
+    assert any("caution: fewer than 10 trials" in caption for caption in figures)
+    assert all(caption.endswith(".") and ". " not in caption for caption in figures)
+    assert "± 0.0000" not in index
+
+
+def test_one_retrain_is_shown_as_itself(tmp_path: Path) -> None:
+    uri = _log_study(tmp_path, "one", {0.2: TRIALS}, finals=1)
+    out = write_report(uri, "one", tmp_path / "report", log_artifacts=False).parent
+    assert pd.read_csv(out / "summary.csv")["final_test_acc"].tolist() == ["0.9400 (n=1)"]
+    summary = (out / "index.md").read_text().split("\n## ")[1]
+    assert "(as few as n=1)" in summary and "n=1 is a single run, shown without a spread" in summary
