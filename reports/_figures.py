@@ -19,8 +19,8 @@ import torch
 
 from reports._compare import comparable_studies, identity_of, key_of
 from reports._load import StudyData
-from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, fmt, has, is_nan,
-                           pct_scale, plt, rate_row, run_history, save, search)
+from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, first_in_row, fmt, has,
+                           is_nan, legend_below, panel_grid, pct_scale, plt, rate_row, run_history, save, search)
 from reports._search import SEARCH_FIGURES
 from reports._tables import (axis_name, file_key, grid_means, label_set, label_set_keys, noise_label, realised_rate,
                              search_runs)
@@ -150,7 +150,7 @@ def _weighting_figure(data: StudyData) -> Drawn:
     ax.set_ylim(bottom=0)
     ax.set_xlabel("$p_i$, probability of the labelled class")
     ax.set_ylabel("normalised weight w(p) / ∫w")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    legend_below(fig, *ax.get_legend_handles_labels(), 2)
     caption = (f"Emphasis functions w(p) scaled to unit area: each {axis_name(data)}'s chosen DM setting beside the "
                "implicit weightings of CCE, MAE and GCE (q=0.7).")
     return fig, caption
@@ -170,11 +170,10 @@ def _dynamics_figure(data: StudyData) -> Drawn:
         return None
     scale = 100
     sigma = any(has(history, "emphasis_var") for _, _, history, _ in panels)
-    fig, axes = plt.subplots(1 + sigma, len(panels), figsize=(3.4 * len(panels) + 0.6, 3.3 + 2.4 * sigma),
-                             sharey="row", squeeze=False, gridspec_kw={"height_ratios": [3, 2][: 1 + sigma]})
+    fig, axes = panel_grid(len(panels), 3.4, (3.0, 2.2)[: 1 + sigma], share_y=True)
     colours = {"noisy_fit_acc": OKABE_ITO[5], "intact_acc": OKABE_ITO[4], "test_acc": OKABE_ITO[3]}
     markers = {"noisy_fit_acc": "s", "intact_acc": "o", "test_acc": "^"}
-    for ax, (key, trial, history, series) in zip(axes[0], panels):
+    for index, ((ax, *_), (key, trial, history, series)) in enumerate(zip(axes, panels)):
         for metric, label in series:
             part = history.dropna(subset=[metric, "epoch"])
             ax.plot(part["epoch"], part[metric] * scale, marker=markers[metric], ms=5, color=colours[metric],
@@ -183,14 +182,13 @@ def _dynamics_figure(data: StudyData) -> Drawn:
                      f"β={fmt(trial.get('beta'))}")
         _epoch_axis(ax, history["epoch"])
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%)")
+        if first_in_row(index):
+            ax.set_ylabel("accuracy (%)")
     if sigma:
         _sigma_row(axes, panels)
-    found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines()}
+    found = {h.get_label(): h for ax, *_ in axes for h in ax.get_lines()}
     order = [label for _, label in _DYNAMICS if label in found]
-    fig.legend([found[label] for label in order], order, loc="lower center", ncol=len(order), frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.1 / (1 + sigma), 1, 1))
+    legend_below(fig, [found[label] for label in order], order, 1 if len(axes) == 1 else 2)
     caption = (f"Learning dynamics of each {axis_name(data)}'s best search trial (by validation accuracy): training "
                "accuracy of the mislabelled examples on their wrong labels, on the intact (true) labels, and test "
                "accuracy per epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a "
@@ -199,18 +197,18 @@ def _dynamics_figure(data: StudyData) -> Drawn:
     return fig, caption
 
 
-def _sigma_row(axes: np.ndarray, panels: list) -> None:
-    """The second row of the dynamics figure: each panel's trial's emphasis variance σ per epoch."""
-    for ax, (_, _, history, _) in zip(axes[1], panels):
+def _sigma_row(axes: list[list[plt.Axes]], panels: list) -> None:
+    """The lower axes of each panel of the dynamics figure: its trial's emphasis variance σ per epoch."""
+    for index, ((top, ax), (_, _, history, _)) in enumerate(zip(axes, panels)):
+        top.set_xlabel("")
+        if first_in_row(index):
+            ax.set_ylabel("emphasis variance σ\n(variance of the $w_i$)")
         if has(history, "emphasis_var"):
             part = history.dropna(subset=["emphasis_var", "epoch"])
             ax.plot(part["epoch"], part["emphasis_var"], marker="D", ms=4, color=OKABE_ITO[1])
         _epoch_axis(ax, history["epoch"])
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    for ax in axes[0]:
-        ax.set_xlabel("")
-    axes[1][0].set_ylabel("emphasis variance σ\n(variance of the $w_i$)")
 
 
 _DYNAMICS = (("noisy_fit_acc", "mislabelled training examples, fit to the wrong label"),
@@ -424,9 +422,9 @@ def _detection_figure(data: StudyData) -> Drawn:
     curves = detection_curves(data)
     if not curves:
         return None
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 2.6, 3.4), sharey=True, squeeze=False)
+    fig, axes = panel_grid(len(curves), 3.6, (3.0,), share_y=True)
     labels: dict[str, None] = {}  # in order of first appearance
-    for ax, (key, drawn) in zip(axes[0], curves):
+    for index, ((ax,), (key, drawn)) in enumerate(zip(axes, curves)):
         for (method, study, trial), style in zip(drawn, ("-", "--")):
             history = run_history(study, trial["run_id"])
             label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
@@ -441,10 +439,10 @@ def _detection_figure(data: StudyData) -> Drawn:
         _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
         ax.set_title(noise_label(data, key, "Noise {pct}"))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("AUROC at finding the\nmislabelled examples")
-    found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines() if not h.get_label().startswith("_")}
-    fig.legend(list(found.values()), list(found), frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+        if first_in_row(index):
+            ax.set_ylabel("AUROC at finding the\nmislabelled examples")
+    found = {h.get_label(): h for ax, in axes for h in ax.get_lines() if not h.get_label().startswith("_")}
+    legend_below(fig, list(found.values()), list(found), 1 if len(axes) == 1 else 2)
     cce = any(method == "cce" for _, drawn in curves for method, _, _ in drawn)
     gap = "" if cce else "; no comparable study in this MLflow store has a CCE trial that logged them"
     caption = (f"AUROC at telling the mislabelled training examples from the intact ones by 1 − p_i (blue, circles) "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -30,6 +30,42 @@ STYLE = {
 }
 Figure = tuple[Path, str]
 Drawn = tuple[plt.Figure, str] | None
+COLUMNS = 2  # panels side by side at most: a figure of several label sets fits the HTML page with its text full size
+LEGEND_ROW = 0.22  # inches per row of a legend under the panels
+
+
+def panel_grid(n: int, width: float, heights: Sequence[float], *, margin: float = 0.6,
+               share_y: bool = False) -> tuple[plt.Figure, list[list[plt.Axes]]]:
+    """A figure of `n` panels, COLUMNS to a row, each `width` inches wide and a stack of axes `heights` inches tall
+    (with `share_y`, each level of the stack shares its y axis across panels); the axes of each panel, top first."""
+    columns, levels = min(n, COLUMNS), len(heights)
+    rows = math.ceil(n / columns)
+    fig, axes = plt.subplots(rows * levels, columns, squeeze=False, figsize=(width * columns + margin,
+                                                                             sum(heights) * rows),
+                             gridspec_kw={"height_ratios": list(heights) * rows})
+    panels = [[axes[row * levels + level][column] for level in range(levels)]
+              for row in range(rows) for column in range(columns)]
+    for spare in panels[n:]:
+        for ax in spare:
+            ax.remove()
+    panels = panels[:n]
+    for level in range(levels) if share_y else ():
+        for panel in panels[1:]:
+            panel[level].sharey(panels[0][level])
+    return fig, panels
+
+
+def first_in_row(index: int) -> bool:
+    """Whether the `index`th panel of a `panel_grid` opens its row (where the y axis is labelled)."""
+    return index % COLUMNS == 0
+
+
+def legend_below(fig: plt.Figure, handles: Sequence[Any], labels: Sequence[str], columns: int) -> None:
+    """The figure's legend in `columns` columns under its panels: the figure grows by the legend's height."""
+    room = LEGEND_ROW * math.ceil(len(labels) / columns) + 0.1
+    fig.set_figheight(fig.get_figheight() + room)
+    fig.tight_layout(rect=(0, room / fig.get_figheight(), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, bbox_to_anchor=(0.5, 0.0))
 
 
 def save(out: Path, name: str, drawn: Drawn) -> list[Figure]:

@@ -237,8 +237,9 @@ def _index_md(data: StudyData, sections: list[_Section]) -> str:
 def _index_html(data: StudyData, sections: list[_Section]) -> str:
     e = html.escape
     parts = [f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Study report: {e(data.name)}</title>",
-             "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}</style></head><body>",
+             "<style>body{font-family:sans-serif;max-width:75em;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+             "img{display:block;max-width:100%;height:auto}</style></head><body>",
              f"<h1>Study report: {e(data.name)}</h1>"]
     for section in sections:
         parts += [f"<h2>{e(section.title)}</h2>", f"<p>{e(section.sentence)}</p>"]
@@ -246,9 +247,10 @@ def _index_html(data: StudyData, sections: list[_Section]) -> str:
             parts.append(to_html(section.table))
         if section.notes:
             parts.append("<ul>" + "".join(f"<li>{e(note)}</li>" for note in section.notes) + "</ul>")
-        if section.figure is not None and section.figure.is_file():
+        if section.figure is not None and section.figure.is_file():  # full size up to the page's width; a click: all
             encoded = base64.b64encode(section.figure.read_bytes()).decode("ascii")
-            parts.append(f"<img alt=\"{e(section.title)}\" src=\"data:image/png;base64,{encoded}\">")
+            parts.append(f"<a href=\"{e(section.figure.name)}\"><img alt=\"{e(section.title)}\" "
+                         f"src=\"data:image/png;base64,{encoded}\"></a>")
     config = _config_text(data)
     parts += ["<h2>Configuration</h2>",
               f"<pre>{e(config)}</pre>" if config else "<p>The study run holds no study_config.json.</p>",

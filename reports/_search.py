@@ -18,7 +18,7 @@ from optuna.distributions import FloatDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from reports._load import StudyData
-from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, fmt, plt
+from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, first_in_row, fmt, legend_below, panel_grid
 from reports._tables import GRID_PARAMS, axis_name, is_grid, label_set, label_set_keys, noise_label, search_runs
 from trainers.errors import ConfigError
 
@@ -106,8 +106,8 @@ def history_figure(data: StudyData) -> Drawn:
     panels = [(key, study) for key in label_set_keys(data) if (study := search_study(data, key)) is not None]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 0.6, 3.2), squeeze=False)
-    for ax, (key, study) in zip(axes[0], panels):
+    fig, axes = panel_grid(len(panels), 3.2, (3.0,))
+    for index, ((ax,), (key, study)) in enumerate(zip(axes, panels)):
         values = np.array([t.value for t in study.trials]) * 100
         number = np.arange(1, len(values) + 1)
         ax.plot(number, values, "o", color=OKABE_ITO[4], ms=5, label="trial")
@@ -116,9 +116,9 @@ def history_figure(data: StudyData) -> Drawn:
         ax.set_xlabel("trial (in start order)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation accuracy (%)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+        if first_in_row(index):
+            ax.set_ylabel("validation accuracy (%)")
+    legend_below(fig, *axes[0][0].get_legend_handles_labels(), 2)
     return fig, (f"Optimisation history of each {axis_name(data)}'s search: every trial's validation accuracy in the "
                  "order the trials started, with the best so far.")
 
@@ -129,9 +129,8 @@ def importance_figure(data: StudyData) -> Drawn:
     if table.empty:
         return None
     keys = [key for key in label_set_keys(data) if _column(data, key) in table.columns]
-    fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys) + 1.2, 0.45 * len(table) + 1.6),
-                             sharey=True, squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    fig, axes = panel_grid(len(keys), 2.8, (0.45 * len(table) + 1.6,), margin=1.2, share_y=True)
+    for (ax,), key in zip(axes, keys):
         ax.barh(range(len(table)), table[_column(data, key)].fillna(0.0), color=OKABE_ITO[2], edgecolor=OKABE_ITO[4])
         ax.set_yticks(range(len(table)), [_label(p) for p in table["parameter"]])
         ax.set_xlim(0, 1)
@@ -154,8 +153,8 @@ def scatter_figure(data: StudyData) -> Drawn:
             panels.append((key, runs.sort_values("run_id", kind="stable")))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
-    for ax, (key, runs) in zip(axes[0], panels):
+    fig, axes = panel_grid(len(panels), 3.6, (3.3,), margin=0.4)
+    for index, ((ax,), (key, runs)) in enumerate(zip(axes, panels)):
         values = runs["val_acc"].to_numpy() * 100
         points = ax.scatter(runs["lam"], runs["beta"], c=values, cmap="viridis", s=46, edgecolors="black", lw=0.5)
         best = best_trial(data, key)  # ties by the study's rule, as the summary's
@@ -168,7 +167,8 @@ def scatter_figure(data: StudyData) -> Drawn:
         ax.set_title(f"{noise_label(data, key, 'Noise {pct}')}: best λ={fmt(best['lam'])}, β={fmt(best['beta'])}")
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, pad=0.02).set_label("validation accuracy (%)")
-    axes[0][0].set_ylabel("β (emphasis spread, log scale)")
+        if first_in_row(index):
+            ax.set_ylabel("β (emphasis spread, log scale)")
     fig.tight_layout()
     return fig, (f"The λ and β of every trial of the free search at each {axis_name(data)}, coloured by validation "
                  "accuracy, with the best trial ringed.")

@@ -1,12 +1,13 @@
 """Honest statistics: settings tied at the best validation accuracy are named and every table, figure and the driver
 pick the same one by one rule; captions say where means rest on fewer than 3 runs or importances on fewer than 10
-trials. From stores logged as the driver logs them (no Ray)."""
+trials; figures of many label sets fit the HTML page. From stores logged as the driver logs them (no Ray)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib.image
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -20,11 +21,16 @@ from study.driver import _best_setting
 # Search trials at noise 0.2 in the order they start: three settings tie at the best, the rule's pick starts last.
 TRIALS = [(0.8, 2.0, 0.9338), (0.25, 16.0, 0.9338), (0.1, 1.0, 0.9059), (0.25, 4.0, 0.9338)]
 PICK = {"lam": 0.25, "beta": 4.0}
+PAGE_PX = 75 * 16  # index.html's body is 75em wide, at the usual 16 px to the em
+HISTORY = ("epoch", "noisy_fit_acc", "intact_acc", "emphasis_var", "p_clean", "p_noisy", "noise_auroc_p",
+           "noise_auroc_weight")
 
 
-def _log_study(tmp: Path, name: str, trials: dict[float, list[tuple[float, float, float]]], finals: int) -> str:
+def _log_study(tmp: Path, name: str, trials: dict[float, list[tuple[float, float, float]]], finals: int,
+               epochs: int = 0) -> str:
     """A store holding a finished free DM search logged as the driver logs it: per noise rate its `trials`
-    (λ, β, val_acc; val_acc_clean the same), the setting `_best_setting` chooses from them and `finals` retrains."""
+    (λ, β, val_acc; val_acc_clean the same; each with `epochs` evaluations of the per-epoch metrics the figures
+    draw), the setting `_best_setting` chooses from them and `finals` retrains."""
     uri = f"sqlite:///{tmp}/mlflow.db"
     client = MlflowClient(uri)
     experiment = client.create_experiment(name, artifact_location=str(tmp / "artifacts"))
@@ -43,9 +49,12 @@ def _log_study(tmp: Path, name: str, trials: dict[float, list[tuple[float, float
             client.log_param(rate_run, f"best.{key}", str(value))
         client.log_metric(rate_run, "best_val_acc", best_val)
         for lam, beta, val in runs:
-            _log_run(client, experiment, {**tags, "stage": "search", "mlflow.parentRunId": rate_run},
-                     {"lam": lam, "beta": beta, "seed": 0},
-                     {"val_acc": val, "val_acc_clean": val, "val_acc_noisy": val - 0.1, "test_acc": val - 0.01})
+            run = _log_run(client, experiment, {**tags, "stage": "search", "mlflow.parentRunId": rate_run},
+                           {"lam": lam, "beta": beta, "seed": 0},
+                           {"val_acc": val, "val_acc_clean": val, "val_acc_noisy": val - 0.1, "test_acc": val - 0.01})
+            for epoch in range(1, epochs + 1):
+                for key in HISTORY:
+                    client.log_metric(run, key, epoch if key == "epoch" else val * epoch / epochs, step=epoch)
         for seed in range(finals):
             _log_run(client, experiment, {**tags, "stage": "final", "mlflow.parentRunId": rate_run},
                      {**best, "seed": seed}, {"test_acc": 0.94 + seed / 100})
@@ -54,13 +63,14 @@ def _log_study(tmp: Path, name: str, trials: dict[float, list[tuple[float, float
     return uri
 
 
-def _log_run(client: MlflowClient, experiment: str, tags: dict, params: dict, metrics: dict) -> None:
+def _log_run(client: MlflowClient, experiment: str, tags: dict, params: dict, metrics: dict) -> str:
     run = client.create_run(experiment, tags=tags).info.run_id
     for key, value in params.items():
         client.log_param(run, key, str(value))
     for key, value in metrics.items():
         client.log_metric(run, key, value)
     client.set_terminated(run)
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +124,17 @@ def test_one_retrain_is_shown_as_itself(tmp_path: Path) -> None:
     assert pd.read_csv(out / "summary.csv")["final_test_acc"].tolist() == ["0.9400 (n=1)"]
     summary = (out / "index.md").read_text().split("\n## ")[1]
     assert "(as few as n=1)" in summary and "n=1 is a single run, shown without a spread" in summary
+
+
+def test_figures_of_four_noise_rates_fit_the_page(tmp_path: Path) -> None:
+    rates = {rate: [(lam, beta, 0.9 - rate / 2 - lam / 50 + beta / 100) for lam, beta, _ in TRIALS]
+             for rate in (0.0, 0.2, 0.4, 0.6)}
+    out = write_report(_log_study(tmp_path, "four", rates, finals=1, epochs=3), "four", tmp_path / "report",
+                       log_artifacts=False).parent
+    pngs = sorted(out.glob("*.png"))
+    assert {"dynamics.png", "noise_detection.png", "search_lam_beta.png", "search_history.png",
+            "param_importances.png"} <= {p.name for p in pngs}
+    for png in pngs:
+        assert matplotlib.image.imread(png).shape[1] <= PAGE_PX, png.name
+    html = (out / "index.html").read_text()
+    assert "img{display:block;max-width:100%;height:auto}" in html and "max-width:75em" in html
