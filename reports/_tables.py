@@ -177,20 +177,22 @@ PROBE_METRICS = ("weight_clean", "weight_noisy", "noisy_zero_weight", "relabel_c
 def grid_cells_table(trials: pd.DataFrame, key: str, params: list[str]) -> pd.DataFrame:
     """Search runs of the label set `key` per cell of a grid other than λ × β (e.g. IEG's components, seed 003 Table
     7): the cell's `params`, val_acc and test_acc as "mean ± std (n=k)" over its runs, the last epoch's mean weights
-    and relabel coefficients where logged; best mean val_acc first (ties: the cells' order)."""
+    and relabel coefficients where logged; best mean val_acc first (ties by the study's rule)."""
     runs, missing = search_runs(trials, key, ("val_acc",))
     columns = [name for name in params if name in runs]
     if missing or not columns:
         reason = missing or "the runs hold none of the grid's parameters"
         return _empty(f"The grid cells at {_named(trials, key)} cannot be listed: {reason}.")
     shown = [name for name in PROBE_METRICS if name in runs]
+    place = {setting_key(r.setting): i for i, r in enumerate(rank_settings(runs, columns))}
     rows = []
     for cell, group in runs.groupby(columns, sort=True, dropna=False):
+        setting = dict(zip(columns, cell if isinstance(cell, tuple) else (cell,)))
         values = pd.to_numeric(group.get("test_acc", pd.Series(dtype=float)), errors="coerce")
-        rows.append({**{c: fmt_number(v) for c, v in zip(columns, cell if isinstance(cell, tuple) else (cell,))},
+        rows.append({**{c: fmt_number(v) for c, v in setting.items()},
                      "val_acc": fmt_mean_std(group["val_acc"]), "test_acc": fmt_mean_std(values),
                      **{name: pd.to_numeric(group[name], errors="coerce").mean() for name in shown},
-                     "_order": -group["val_acc"].mean()})
+                     "_order": place[setting_key(setting)]})
     return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from reports import load_study, write_report
 from reports._figures import make_figures
 from reports._plot import best_trial
-from reports._tables import emphasis_mode_table, search_trials_table, summary_table, validation_choice_table
+from reports._tables import (emphasis_mode_table, grid_cells_table, search_trials_table, summary_table,
+                             validation_choice_table)
 from study.driver import _best_setting
 
 # Search trials at noise 0.2 in the order they start: three settings tie at the best, the rule's pick starts last.
@@ -103,6 +104,13 @@ def test_every_table_and_figure_picks_the_setting_the_driver_retrained(tied: tup
     clean = validation_choice_table(data).set_index("validation").loc["clean"]
     assert clean["setting"] == "lam=0.25, beta=4" and clean["final_test_acc"].endswith("(n=3)")
     assert {k: best_trial(data, "0.2")[k] for k in PICK} == PICK  # the λ–β figure rings it
+
+
+def test_grid_cells_tied_at_the_best_go_by_the_rule() -> None:
+    trials = pd.DataFrame({"run_id": ["a", "b", "c"], "stage": "search", "noise_rate": 0.4, "val_acc": 0.9,
+                           "uc": ["True", "False", "True"], "mc": ["True", "True", "False"]})  # as MLflow holds them
+    cells = grid_cells_table(trials, "0.4", ["mc", "uc"])
+    assert cells[["uc", "mc"]].to_numpy().tolist() == [["False", "True"], ["True", "False"], ["True", "True"]]
 
 
 def test_captions_flag_few_runs_and_few_trials(tied: tuple[str, Path]) -> None:
