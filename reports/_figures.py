@@ -19,8 +19,8 @@ import torch
 
 from reports._compare import comparable_studies, identity_of, key_of
 from reports._load import StudyData
-from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, first_in_row, fmt, has,
-                           is_nan, legend_below, panel_grid, pct_scale, plt, rate_row, run_history, save, search)
+from reports._plot import (COLUMNS, OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, first_in_row, fmt,
+                           has, is_nan, legend_below, panel_grid, pct_scale, plt, rate_row, run_history, save, search)
 from reports._search import SEARCH_FIGURES
 from reports._tables import (axis_name, file_key, grid_means, label_set, label_set_keys, noise_label, realised_rate,
                              search_runs)
@@ -188,7 +188,7 @@ def _dynamics_figure(data: StudyData) -> Drawn:
         _sigma_row(axes, panels)
     found = {h.get_label(): h for ax, *_ in axes for h in ax.get_lines()}
     order = [label for _, label in _DYNAMICS if label in found]
-    legend_below(fig, [found[label] for label in order], order, 1 if len(axes) == 1 else 2)
+    legend_below(fig, [found[label] for label in order], order, min(COLUMNS, len(axes)))
     caption = (f"Learning dynamics of each {axis_name(data)}'s best search trial (by validation accuracy): training "
                "accuracy of the mislabelled examples on their wrong labels, on the intact (true) labels, and test "
                "accuracy per epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a "
@@ -442,7 +442,7 @@ def _detection_figure(data: StudyData) -> Drawn:
         if first_in_row(index):
             ax.set_ylabel("AUROC at finding the\nmislabelled examples")
     found = {h.get_label(): h for ax, in axes for h in ax.get_lines() if not h.get_label().startswith("_")}
-    legend_below(fig, list(found.values()), list(found), 1 if len(axes) == 1 else 2)
+    legend_below(fig, list(found.values()), list(found), min(COLUMNS, len(axes)))
     cce = any(method == "cce" for _, drawn in curves for method, _, _ in drawn)
     gap = "" if cce else "; no comparable study in this MLflow store has a CCE trial that logged them"
     caption = (f"AUROC at telling the mislabelled training examples from the intact ones by 1 − p_i (blue, circles) "

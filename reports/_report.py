@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -132,13 +133,14 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                                _tables.emphasis_mode_table(trials, key, grid),
                                f"For each emphasis mode ψ = λ/(λ+1) at {label} (a grid's λ, or a quarter "
                                "of [0, 1] for a free search), the best setting by validation accuracy (ties by the "
-                               "tie rule) and its best "
-                               "and final test accuracy, its accuracy on the corrupted training labels (fit_acc) and "
-                               "on the intact training examples (intact_acc): the form of seed 000's Table 3."))
+                               "tie rule) and its best and final test accuracy, its accuracy on the corrupted training "
+                               "labels (fit_acc) and on the intact training examples (intact_acc): the form of seed "
+                               "000's Table 3."))
     return sections
 
 
-def _table(out: Path, stem: str, title: str, table: pd.DataFrame, sentence: str, notes: list[str] = ()) -> _Section:
+def _table(out: Path, stem: str, title: str, table: pd.DataFrame, sentence: str,
+           notes: Sequence[str] = ()) -> _Section:
     missing = _tables.note(table)
     if missing is not None or table.empty:
         return _Section(title, missing or "This table has no rows.")
