@@ -19,11 +19,13 @@ import torch
 
 from reports._compare import comparable_studies, identity_of, key_of
 from reports._load import StudyData
-from reports._plot import (OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, fmt, has, is_nan,
-                           pct_scale, plt, ranked_runs, rate_row, run_history, save, search)
+from reports._plot import (COLUMNS, OKABE_ITO, STYLE, Drawn, Figure, as_number, best_trial, dm_only, first_in_row, fmt,
+                           has, is_nan, legend_below, panel_grid, pct_scale, plt, rate_row, run_history, save, search)
 from reports._search import SEARCH_FIGURES
 from reports._tables import (axis_name, file_key, grid_means, label_set, label_set_keys, noise_label, realised_rate,
                              search_runs)
+from reports._ties import ranked_runs, searched_names
+from study.choice import rank, tied
 from trainers.emphasis import make_emphasis
 
 # The implicit weightings of common losses drawn beside DM's (DESIGN §2): name, parameters, label.
@@ -77,7 +79,7 @@ def best_dm_setting(data: StudyData, key: str) -> dict[str, float] | None:
     if row is not None and as_number(row.get("best.lam")) is not None and as_number(row.get("best.beta")) is not None:
         if row.get("best.method") in (None, "dm") or is_nan(row.get("best.method")):
             return {"lam": as_number(row["best.lam"]), "beta": as_number(row["best.beta"])}
-    best = ranked_runs(search(data, key))
+    best = ranked_runs(search(data, key), searched_names(data))
     if best.empty:
         return None
     lam, beta = as_number(best.iloc[0].get("lam")), as_number(best.iloc[0].get("beta"))
@@ -93,6 +95,12 @@ def _grid_figure(data: StudyData, key: str) -> Drawn:
     if test is None or val is None or test.notna().to_numpy().sum() < 2:
         return None
     val = val.reindex_like(test)
+    ranking = rank(({"lam": lam, "beta": beta}, val.at[lam, beta]) for lam in val.index for beta in val.columns
+                   if np.isfinite(val.at[lam, beta]))
+    if not ranking:
+        return None
+    best = (val.index.get_loc(ranking[0].setting["lam"]), val.columns.get_loc(ranking[0].setting["beta"]))
+    ties = len(tied(ranking))
     scale = pct_scale(test.to_numpy())
     values = test.to_numpy() * scale
     n_lam, n_beta = values.shape
@@ -107,7 +115,6 @@ def _grid_figure(data: StudyData, key: str) -> Drawn:
                 light = hi == lo or (values[i, j] - lo) / (hi - lo) > 0.6
                 ax.text(j, i, f"{values[i, j]:.1f}" if scale == 100 else f"{values[i, j]:.3f}", ha="center",
                         va="center", fontsize=9, color="black" if light else "white")
-    best = np.unravel_index(np.nanargmax(np.where(np.isfinite(val.to_numpy()), val.to_numpy(), -np.inf)), val.shape)
     ax.add_patch(plt.Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False, edgecolor=OKABE_ITO[5], lw=2.5))
     ax.set_xticks(range(n_beta), [fmt(b) for b in test.columns])
     ax.set_yticks(range(n_lam), [fmt(lam) for lam in test.index])
@@ -120,7 +127,8 @@ def _grid_figure(data: StudyData, key: str) -> Drawn:
     bar.set_label(f"test accuracy ({'%' if scale == 100 else 'fraction'})")
     caption = (f"Mean test accuracy of the search-stage runs over the λ × β grid at "
                f"{noise_label(data, key, 'noise rate {pct}')} (grey: not run), with the best cell by mean validation "
-               f"accuracy (λ={fmt(test.index[best[0]])}, β={fmt(test.columns[best[1]])}) outlined.")
+               f"accuracy (λ={fmt(test.index[best[0]])}, β={fmt(test.columns[best[1]])}) outlined"
+               + (f" (the tie rule's pick of {ties} tied cells)." if ties > 1 else "."))
     return fig, caption
 
 
@@ -142,7 +150,7 @@ def _weighting_figure(data: StudyData) -> Drawn:
     ax.set_ylim(bottom=0)
     ax.set_xlabel("$p_i$, probability of the labelled class")
     ax.set_ylabel("normalised weight w(p) / ∫w")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    legend_below(fig, *ax.get_legend_handles_labels(), 2)
     caption = (f"Emphasis functions w(p) scaled to unit area: each {axis_name(data)}'s chosen DM setting beside the "
                "implicit weightings of CCE, MAE and GCE (q=0.7).")
     return fig, caption
@@ -162,11 +170,10 @@ def _dynamics_figure(data: StudyData) -> Drawn:
         return None
     scale = 100
     sigma = any(has(history, "emphasis_var") for _, _, history, _ in panels)
-    fig, axes = plt.subplots(1 + sigma, len(panels), figsize=(3.4 * len(panels) + 0.6, 3.3 + 2.4 * sigma),
-                             sharey="row", squeeze=False, gridspec_kw={"height_ratios": [3, 2][: 1 + sigma]})
+    fig, axes = panel_grid(len(panels), 3.4, (3.0, 2.2)[: 1 + sigma], share_y=True)
     colours = {"noisy_fit_acc": OKABE_ITO[5], "intact_acc": OKABE_ITO[4], "test_acc": OKABE_ITO[3]}
     markers = {"noisy_fit_acc": "s", "intact_acc": "o", "test_acc": "^"}
-    for ax, (key, trial, history, series) in zip(axes[0], panels):
+    for index, ((ax, *_), (key, trial, history, series)) in enumerate(zip(axes, panels)):
         for metric, label in series:
             part = history.dropna(subset=[metric, "epoch"])
             ax.plot(part["epoch"], part[metric] * scale, marker=markers[metric], ms=5, color=colours[metric],
@@ -175,14 +182,13 @@ def _dynamics_figure(data: StudyData) -> Drawn:
                      f"β={fmt(trial.get('beta'))}")
         _epoch_axis(ax, history["epoch"])
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%)")
+        if first_in_row(index):
+            ax.set_ylabel("accuracy (%)")
     if sigma:
         _sigma_row(axes, panels)
-    found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines()}
+    found = {h.get_label(): h for ax, *_ in axes for h in ax.get_lines()}
     order = [label for _, label in _DYNAMICS if label in found]
-    fig.legend([found[label] for label in order], order, loc="lower center", ncol=len(order), frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.1 / (1 + sigma), 1, 1))
+    legend_below(fig, [found[label] for label in order], order, min(COLUMNS, len(axes)))
     caption = (f"Learning dynamics of each {axis_name(data)}'s best search trial (by validation accuracy): training "
                "accuracy of the mislabelled examples on their wrong labels, on the intact (true) labels, and test "
                "accuracy per epoch" + (", and below, the emphasis variance σ = E((w_i − E w_i)²) of the weights of a "
@@ -191,18 +197,18 @@ def _dynamics_figure(data: StudyData) -> Drawn:
     return fig, caption
 
 
-def _sigma_row(axes: np.ndarray, panels: list) -> None:
-    """The second row of the dynamics figure: each panel's trial's emphasis variance σ per epoch."""
-    for ax, (_, _, history, _) in zip(axes[1], panels):
+def _sigma_row(axes: list[list[plt.Axes]], panels: list) -> None:
+    """The lower axes of each panel of the dynamics figure: its trial's emphasis variance σ per epoch."""
+    for index, ((top, ax), (_, _, history, _)) in enumerate(zip(axes, panels)):
+        top.set_xlabel("")
+        if first_in_row(index):
+            ax.set_ylabel("emphasis variance σ\n(variance of the $w_i$)")
         if has(history, "emphasis_var"):
             part = history.dropna(subset=["emphasis_var", "epoch"])
             ax.plot(part["epoch"], part["emphasis_var"], marker="D", ms=4, color=OKABE_ITO[1])
         _epoch_axis(ax, history["epoch"])
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    for ax in axes[0]:
-        ax.set_xlabel("")
-    axes[1][0].set_ylabel("emphasis variance σ\n(variance of the $w_i$)")
 
 
 _DYNAMICS = (("noisy_fit_acc", "mislabelled training examples, fit to the wrong label"),
@@ -231,7 +237,8 @@ def mode_points(data: StudyData) -> list[tuple[str, float, float, list[float]]]:
         per_seed = []
         if {"seed", "lam"} <= set(runs.columns):
             for _, group in runs.groupby(pd.to_numeric(runs["seed"], errors="coerce"), sort=True):
-                lam = as_number(ranked_runs(group).iloc[0]["lam"]) if group["val_acc"].notna().any() else None
+                ranked = ranked_runs(group, searched_names(data))
+                lam = None if ranked.empty else as_number(ranked.iloc[0]["lam"])
                 if lam is not None:
                     per_seed.append(lam / (lam + 1))
         points.append((key, plotted_rate(data, key), setting["lam"] / (setting["lam"] + 1),
@@ -336,13 +343,13 @@ def _study_method(data: StudyData) -> str:
 
 
 def _best_of(data: StudyData, key: str, method: str) -> pd.Series | None:
-    """The best search trial of `method` of the label set `key` (DM's with best_trial's tie rule)."""
+    """The best search trial of `method` of the label set `key`, ties by the study's rule."""
     if method == "dm":
         return best_trial(data, key)
     trials = data.trials
     if "method" not in trials.columns:
         return None
-    ranked = ranked_runs(search_runs(trials[trials["method"] == method], key, ())[0])
+    ranked = ranked_runs(search_runs(trials[trials["method"] == method], key, ())[0], searched_names(data))
     return None if ranked.empty else ranked.iloc[0]
 
 
@@ -415,9 +422,9 @@ def _detection_figure(data: StudyData) -> Drawn:
     curves = detection_curves(data)
     if not curves:
         return None
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 2.6, 3.4), sharey=True, squeeze=False)
+    fig, axes = panel_grid(len(curves), 3.6, (3.0,), share_y=True)
     labels: dict[str, None] = {}  # in order of first appearance
-    for ax, (key, drawn) in zip(axes[0], curves):
+    for index, ((ax,), (key, drawn)) in enumerate(zip(axes, curves)):
         for (method, study, trial), style in zip(drawn, ("-", "--")):
             history = run_history(study, trial["run_id"])
             label = _method_label(method, trial) + ("" if study is data else f" [{study.name}]")
@@ -432,10 +439,10 @@ def _detection_figure(data: StudyData) -> Drawn:
         _epoch_axis(ax, run_history(data, drawn[0][2]["run_id"])["epoch"])
         ax.set_title(noise_label(data, key, "Noise {pct}"))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("AUROC at finding the\nmislabelled examples")
-    found = {h.get_label(): h for ax in axes[0] for h in ax.get_lines() if not h.get_label().startswith("_")}
-    fig.legend(list(found.values()), list(found), frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+        if first_in_row(index):
+            ax.set_ylabel("AUROC at finding the\nmislabelled examples")
+    found = {h.get_label(): h for ax, in axes for h in ax.get_lines() if not h.get_label().startswith("_")}
+    legend_below(fig, list(found.values()), list(found), min(COLUMNS, len(axes)))
     cce = any(method == "cce" for _, drawn in curves for method, _, _ in drawn)
     gap = "" if cce else "; no comparable study in this MLflow store has a CCE trial that logged them"
     caption = (f"AUROC at telling the mislabelled training examples from the intact ones by 1 − p_i (blue, circles) "

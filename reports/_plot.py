@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -17,6 +17,8 @@ import pandas as pd  # noqa: E402
 
 from reports._load import StudyData  # noqa: E402
 from reports._tables import runs_of, search_runs  # noqa: E402
+from reports._ties import ranked_runs, searched_names  # noqa: E402
+from study.choice import fmt_number  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette (black first, yellow last: it prints faintly).
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
@@ -28,6 +30,42 @@ STYLE = {
 }
 Figure = tuple[Path, str]
 Drawn = tuple[plt.Figure, str] | None
+COLUMNS = 2  # panels side by side at most: a figure of several label sets fits the HTML page with its text full size
+LEGEND_ROW = 0.22  # inches per row of a legend under the panels
+
+
+def panel_grid(n: int, width: float, heights: Sequence[float], *, margin: float = 0.6,
+               share_y: bool = False) -> tuple[plt.Figure, list[list[plt.Axes]]]:
+    """A figure of `n` panels, COLUMNS to a row, each `width` inches wide and a stack of axes `heights` inches tall
+    (with `share_y`, each level of the stack shares its y axis across panels); the axes of each panel, top first."""
+    columns, levels = min(n, COLUMNS), len(heights)
+    rows = math.ceil(n / columns)
+    fig, axes = plt.subplots(rows * levels, columns, squeeze=False, figsize=(width * columns + margin,
+                                                                             sum(heights) * rows),
+                             gridspec_kw={"height_ratios": list(heights) * rows})
+    panels = [[axes[row * levels + level][column] for level in range(levels)]
+              for row in range(rows) for column in range(columns)]
+    for spare in panels[n:]:
+        for ax in spare:
+            ax.remove()
+    panels = panels[:n]
+    for level in range(levels) if share_y else ():
+        for panel in panels[1:]:
+            panel[level].sharey(panels[0][level])
+    return fig, panels
+
+
+def first_in_row(index: int) -> bool:
+    """Whether the `index`th panel of a `panel_grid` opens its row (where the y axis is labelled)."""
+    return index % COLUMNS == 0
+
+
+def legend_below(fig: plt.Figure, handles: Sequence[Any], labels: Sequence[str], columns: int) -> None:
+    """The figure's legend in `columns` columns under its panels: the figure grows by the legend's height."""
+    room = LEGEND_ROW * math.ceil(len(labels) / columns) + 0.1
+    fig.set_figheight(fig.get_figheight() + room)
+    fig.tight_layout(rect=(0, room / fig.get_figheight(), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False, bbox_to_anchor=(0.5, 0.0))
 
 
 def save(out: Path, name: str, drawn: Drawn) -> list[Figure]:
@@ -56,28 +94,10 @@ def search(data: StudyData, key: str) -> pd.DataFrame:
     return search_runs(dm_only(data.trials), key, ())[0]
 
 
-def ranked_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """`runs` best first by val_acc (ties by run id), those without val_acc dropped."""
-    if runs.empty or "val_acc" not in runs.columns:
-        return pd.DataFrame()
-    runs = runs.dropna(subset=["val_acc"])
-    return runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable").drop(columns="_neg")
-
-
 def best_trial(data: StudyData, key: str) -> pd.Series | None:
-    """The label set's best search trial by val_acc; of ties, the one with its run's chosen (λ, β), else by run id."""
-    ranked = ranked_runs(search(data, key))
-    if ranked.empty:
-        return None
-    tied = ranked[ranked["val_acc"] == ranked["val_acc"].iloc[0]]
-    row = rate_row(data, key) or {}
-    lam, beta = as_number(row.get("best.lam")), as_number(row.get("best.beta"))
-    if lam is not None and beta is not None and {"lam", "beta"} <= set(tied.columns):
-        chosen = tied[np.isclose(pd.to_numeric(tied["lam"], errors="coerce"), lam)
-                      & np.isclose(pd.to_numeric(tied["beta"], errors="coerce"), beta)]
-        if not chosen.empty:
-            return chosen.iloc[0]
-    return ranked.iloc[0]
+    """The label set's best search trial of DM by val_acc, ties by the study's rule (`ranked_runs`)."""
+    ranked = ranked_runs(search(data, key), searched_names(data))
+    return None if ranked.empty else ranked.iloc[0]
 
 
 def rate_row(data: StudyData, key: str) -> dict[str, Any] | None:
@@ -116,5 +136,6 @@ def is_nan(value: Any) -> bool:
 
 
 def fmt(value: Any) -> str:
+    """A number as the console and the tables write it (λ=0.2512, β=0.9661); "?" for none."""
     number = as_number(value)
-    return "?" if number is None else f"{number:.3g}"  # three significant digits: λ=0.251, β=0.966
+    return "?" if number is None else fmt_number(number)

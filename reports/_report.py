@@ -10,19 +10,24 @@ import base64
 import html
 import importlib.metadata
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from reports import _tables
 from reports._compare import comparable_studies, comparison_table, published_comparison, setup
 from reports._load import StudyData, load_study
-from reports._search import importance_table
+from reports._search import importance_caveat, importance_table
+from reports._ties import searched_names
 from reports._write import to_html, to_markdown, write_table
+from study.choice import RULE
 
 PACKAGES = ("torch", "ray", "optuna", "mlflow")
-FIRST = ("lam", "beta", "psi", "rho")  # searched parameters shown first, in this order
+FEW_RUNS = 3  # a table whose cells average fewer runs than this says so
+_RUNS = re.compile(r"\(n=(\d+)\)")  # "mean ± std (n=k)" in a cell
 FIGURE_TITLES = {"weighting_curves": "Weighting curves w(p)", "dynamics": "Learning dynamics",
                  "mode_vs_noise": "Emphasis mode against noise rate",
                  "p_clean_noisy": "p_i of clean and noisy examples", "noise_detection": "Noise detection (AUROC)",
@@ -32,13 +37,15 @@ FIGURE_TITLES = {"weighting_curves": "Weighting curves w(p)", "dynamics": "Learn
 
 @dataclass
 class _Section:
-    """One table or figure of the report: its heading, the sentence on what it shows, and what it points to."""
+    """One table or figure of the report: its heading, the sentence on what it shows, what it points to, and notes
+    shown below it."""
 
     title: str
     sentence: str
     table: pd.DataFrame | None = None
     stem: str | None = None
     figure: Path | None = None
+    notes: tuple[str, ...] = ()
 
 
 def write_report(tracking_uri: str, study: str | None = None, out: Path | None = None, *,
@@ -64,8 +71,11 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
     axis = _tables.axis_name(data)
     summary = _tables.summary_table(data)
     sections.append(_table(out, "summary", "Summary", summary, f"Per {axis}, the setting the search chose, its "
-                           "validation accuracy, the final retrains' test accuracy (mean ± sample std over seeds), the "
-                           f"number of search trials, and of runs that collapsed or failed; {_evaluated(trials)}."))
+                           "validation accuracy, how many settings tie at it (tied; 1: none other), the final "
+                           "retrains' test accuracy (mean ± sample std over seeds), the number of search trials, and "
+                           f"of runs that collapsed or failed; {_evaluated(trials)}.",
+                           [f"Ties: the study (choosing the setting to retrain) and every table and figure here break "
+                            f"them by one rule: {RULE}.", *_tables.tie_notes(data)]))
     studies = comparable_studies(data)
     names = ", ".join(d.name for d in studies)
     dataset, model, kinds = setup(data)
@@ -80,15 +90,15 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                            "in percentage points."))
     sections.append(_table(out, "param_importances", "Parameter importances", importance_table(data),
                            "The share of the variation in validation accuracy that each searched parameter explains, "
-                           f"per {axis} (Optuna's fANOVA evaluator over the search trials, seed 0)."))
+                           f"per {axis} (Optuna's fANOVA evaluator over the search trials, seed 0)"
+                           f"{importance_caveat(data)}."))
     sections.append(_table(out, "validation_choice", "Noisy against clean validation",
                            _tables.validation_choice_table(data),
-                           f"Per {axis}, the search trial that validating by the noisy labels would choose against "
-                           "the one clean validation chooses (each by its last validation accuracy), with its test "
-                           "accuracy and, where its setting is the one retrained, the final retrains' test accuracy: "
-                           "what the study loses without clean labels."))
-    searched = sorted((str(c).removeprefix("best.") for c in data.rates.columns if str(c).startswith("best.")),
-                      key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name))
+                           f"Per {axis}, the setting that validating by the noisy labels would choose against the one "
+                           "clean validation chooses (each by its mean last validation accuracy, ties by the tie "
+                           "rule), with its test accuracy and, where it is the one retrained, the final retrains' test "
+                           "accuracy: what the study loses without clean labels."))
+    searched = searched_names(data, ())
     for key in _tables.label_set_keys(data, trials_only=True):
         tag = f"noise-{_tables.file_key(key)}"
         title, label = _tables.noise_label(data, key, "Noise rate {rate:g}"), _tables.noise_label(data, key)
@@ -116,24 +126,40 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
         else:
             sections.append(_table(out, f"{tag}_search_trials", f"{title}: search trials",
                                    _tables.search_trials_table(trials, key, searched),
-                                   f"Every search trial at {label}, best validation accuracy first, with "
-                                   "its setting, test accuracy and how it ended (the search drew its settings "
-                                   "freely, so there is no λ × β grid)."))
+                                   f"Every search trial at {label}, best validation accuracy first (ties by the "
+                                   "tie rule), with its setting, test accuracy and how it ended (the search drew its "
+                                   "settings freely, so there is no λ × β grid)."))
         sections.append(_table(out, f"{tag}_emphasis_modes", f"{title}: emphasis modes",
                                _tables.emphasis_mode_table(trials, key, grid),
                                f"For each emphasis mode ψ = λ/(λ+1) at {label} (a grid's λ, or a quarter "
-                               "of [0, 1] for a free search), the best setting by validation accuracy and its best "
-                               "and final test accuracy, its accuracy on the corrupted training labels (fit_acc) and "
-                               "on the intact training examples (intact_acc): the form of seed 000's Table 3."))
+                               "of [0, 1] for a free search), the best setting by validation accuracy (ties by the "
+                               "tie rule) and its best and final test accuracy, its accuracy on the corrupted training "
+                               "labels (fit_acc) and on the intact training examples (intact_acc): the form of seed "
+                               "000's Table 3."))
     return sections
 
 
-def _table(out: Path, stem: str, title: str, table: pd.DataFrame, sentence: str) -> _Section:
+def _table(out: Path, stem: str, title: str, table: pd.DataFrame, sentence: str,
+           notes: Sequence[str] = ()) -> _Section:
     missing = _tables.note(table)
     if missing is not None or table.empty:
         return _Section(title, missing or "This table has no rows.")
     write_table(table, out, stem)
-    return _Section(title, sentence, table=table, stem=stem)
+    return _Section(title, sentence.removesuffix(".") + _few_runs(table) + ".", table=table, stem=stem,
+                    notes=tuple(notes))
+
+
+def _few_runs(table: pd.DataFrame) -> str:
+    """The clause that flags a table whose means rest on fewer than FEW_RUNS runs ("" where none does): cells written
+    "… (n=k)" and an n column."""
+    counts = [int(n) for value in table.to_numpy().ravel() if isinstance(value, str) for n in _RUNS.findall(value)]
+    counts += pd.to_numeric(table["n"], errors="coerce").dropna().astype(int).tolist() if "n" in table else []
+    fewest = min(counts, default=FEW_RUNS)
+    if fewest >= FEW_RUNS:
+        return ""
+    single = "; n=1 is a single run, shown without a spread" if fewest == 1 else ""
+    return (f"; caution: some values average fewer than {FEW_RUNS} runs (as few as n={fewest}), too few to judge how "
+            f"much runs vary{single}")
 
 
 def _figure_sections(data: StudyData, out: Path) -> list[_Section]:
@@ -195,6 +221,7 @@ def _index_md(data: StudyData, sections: list[_Section]) -> str:
         lines += [f"## {section.title}", "", section.sentence, ""]
         if section.table is not None:
             lines += [to_markdown(section.table).rstrip("\n"), "",
+                      *(f"- {note}" for note in section.notes), *([""] if section.notes else []),
                       f"Files: [{section.stem}.csv]({section.stem}.csv), [{section.stem}.md]({section.stem}.md), "
                       f"[{section.stem}.tex]({section.stem}.tex)", ""]
         if section.figure is not None:
@@ -212,16 +239,20 @@ def _index_md(data: StudyData, sections: list[_Section]) -> str:
 def _index_html(data: StudyData, sections: list[_Section]) -> str:
     e = html.escape
     parts = [f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Study report: {e(data.name)}</title>",
-             "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}</style></head><body>",
+             "<style>body{font-family:sans-serif;max-width:75em;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+             "img{display:block;max-width:100%;height:auto}</style></head><body>",
              f"<h1>Study report: {e(data.name)}</h1>"]
     for section in sections:
         parts += [f"<h2>{e(section.title)}</h2>", f"<p>{e(section.sentence)}</p>"]
         if section.table is not None:
             parts.append(to_html(section.table))
-        if section.figure is not None and section.figure.is_file():
+        if section.notes:
+            parts.append("<ul>" + "".join(f"<li>{e(note)}</li>" for note in section.notes) + "</ul>")
+        if section.figure is not None and section.figure.is_file():  # full size up to the page's width; a click: all
             encoded = base64.b64encode(section.figure.read_bytes()).decode("ascii")
-            parts.append(f"<img alt=\"{e(section.title)}\" src=\"data:image/png;base64,{encoded}\">")
+            parts.append(f"<a href=\"{e(section.figure.name)}\"><img alt=\"{e(section.title)}\" "
+                         f"src=\"data:image/png;base64,{encoded}\"></a>")
     config = _config_text(data)
     parts += ["<h2>Configuration</h2>",
               f"<pre>{e(config)}</pre>" if config else "<p>The study run holds no study_config.json.</p>",

@@ -18,11 +18,12 @@ from optuna.distributions import FloatDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
 from reports._load import StudyData
-from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, fmt, plt
+from reports._plot import OKABE_ITO, Drawn, best_trial, dm_only, first_in_row, fmt, legend_below, panel_grid
 from reports._tables import GRID_PARAMS, axis_name, is_grid, label_set, label_set_keys, noise_label, search_runs
 from trainers.errors import ConfigError
 
 T = TypeVar("T")
+FEW_TRIALS = 10  # importances from fewer search trials of a label set are flagged: fANOVA's forest is then a guess
 
 
 def search_study(data: StudyData, key: str) -> optuna.Study | None:
@@ -48,10 +49,11 @@ def _replay(data: StudyData, key: str) -> optuna.Study | None:
 
 
 def importances(study: optuna.Study) -> dict[str, float]:
-    """fANOVA importance (seed 0, summing to 1) of each parameter that varied; {} where none did."""
+    """fANOVA importance (seed 0, summing to 1) of each parameter that varied; {} where none did, or where every
+    trial's validation accuracy is the same (nothing to explain)."""
     varied = [n for n, d in study.trials[0].distributions.items()
               if len({t.params[n] for t in study.trials}) > 1]
-    if not varied:
+    if not varied or len({t.value for t in study.trials}) < 2:
         return {}
     found = _quiet(lambda: get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=varied))
     return {name: float(found[name]) for name in sorted(found)}
@@ -73,11 +75,24 @@ def _importance_table(data: StudyData) -> pd.DataFrame:
     if not columns:
         table = pd.DataFrame()
         table.attrs["note"] = (f"No parameter importances: no {axis_name(data)} has two finished search trials over "
-                               "a parameter that varied.")
+                               "a parameter that varied with validation accuracies that differ.")
         return table
     table = pd.DataFrame(columns).sort_index()
     table.index.name = "parameter"
     return table.reset_index()
+
+
+def importance_caveat(data: StudyData) -> str:
+    """The clause that flags the label sets whose importances rest on fewer than FEW_TRIALS trials ("" where none
+    does), to end a caption with."""
+    table = importance_table(data)
+    few = [f"{_column(data, key)}: {len(study.trials)}" for key in label_set_keys(data)
+           if _column(data, key) in table.columns and (study := search_study(data, key)) is not None
+           and len(study.trials) < FEW_TRIALS]
+    if not few:
+        return ""
+    return (f"; caution: fewer than {FEW_TRIALS} trials per {axis_name(data)} ({', '.join(few)}), too few for fANOVA "
+            "to rank the parameters reliably, so read them as a hint")
 
 
 def _column(data: StudyData, key: str) -> str:
@@ -91,8 +106,8 @@ def history_figure(data: StudyData) -> Drawn:
     panels = [(key, study) for key in label_set_keys(data) if (study := search_study(data, key)) is not None]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 0.6, 3.2), squeeze=False)
-    for ax, (key, study) in zip(axes[0], panels):
+    fig, axes = panel_grid(len(panels), 3.2, (3.0,))
+    for index, ((ax,), (key, study)) in enumerate(zip(axes, panels)):
         values = np.array([t.value for t in study.trials]) * 100
         number = np.arange(1, len(values) + 1)
         ax.plot(number, values, "o", color=OKABE_ITO[4], ms=5, label="trial")
@@ -101,9 +116,9 @@ def history_figure(data: StudyData) -> Drawn:
         ax.set_xlabel("trial (in start order)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation accuracy (%)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+        if first_in_row(index):
+            ax.set_ylabel("validation accuracy (%)")
+    legend_below(fig, *axes[0][0].get_legend_handles_labels(), 2)
     return fig, (f"Optimisation history of each {axis_name(data)}'s search: every trial's validation accuracy in the "
                  "order the trials started, with the best so far.")
 
@@ -114,9 +129,8 @@ def importance_figure(data: StudyData) -> Drawn:
     if table.empty:
         return None
     keys = [key for key in label_set_keys(data) if _column(data, key) in table.columns]
-    fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys) + 1.2, 0.45 * len(table) + 1.6),
-                             sharey=True, squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    fig, axes = panel_grid(len(keys), 2.8, (0.45 * len(table) + 1.6,), margin=1.2, share_y=True)
+    for (ax,), key in zip(axes, keys):
         ax.barh(range(len(table)), table[_column(data, key)].fillna(0.0), color=OKABE_ITO[2], edgecolor=OKABE_ITO[4])
         ax.set_yticks(range(len(table)), [_label(p) for p in table["parameter"]])
         ax.set_xlim(0, 1)
@@ -125,7 +139,8 @@ def importance_figure(data: StudyData) -> Drawn:
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig, (f"How much of the variation in validation accuracy each searched parameter explains, per "
-                 f"{axis_name(data)} (Optuna's fANOVA importance evaluator, seed 0; shares summing to 1).")
+                 f"{axis_name(data)} (Optuna's fANOVA importance evaluator, seed 0; shares summing to 1)"
+                 f"{importance_caveat(data)}.")
 
 
 def scatter_figure(data: StudyData) -> Drawn:
@@ -138,11 +153,11 @@ def scatter_figure(data: StudyData) -> Drawn:
             panels.append((key, runs.sort_values("run_id", kind="stable")))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.4, 3.3), squeeze=False)
-    for ax, (key, runs) in zip(axes[0], panels):
+    fig, axes = panel_grid(len(panels), 3.6, (3.3,), margin=0.4)
+    for index, ((ax,), (key, runs)) in enumerate(zip(axes, panels)):
         values = runs["val_acc"].to_numpy() * 100
         points = ax.scatter(runs["lam"], runs["beta"], c=values, cmap="viridis", s=46, edgecolors="black", lw=0.5)
-        best = best_trial(data, key)  # ties: the setting the study chose
+        best = best_trial(data, key)  # ties by the study's rule, as the summary's
         ax.scatter([best["lam"]], [best["beta"]], s=190, facecolors="none", edgecolors=OKABE_ITO[5], lw=2.2)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -152,7 +167,8 @@ def scatter_figure(data: StudyData) -> Drawn:
         ax.set_title(f"{noise_label(data, key, 'Noise {pct}')}: best λ={fmt(best['lam'])}, β={fmt(best['beta'])}")
         ax.grid(alpha=0.3, which="both")
         fig.colorbar(points, ax=ax, pad=0.02).set_label("validation accuracy (%)")
-    axes[0][0].set_ylabel("β (emphasis spread, log scale)")
+        if first_in_row(index):
+            ax.set_ylabel("β (emphasis spread, log scale)")
     fig.tight_layout()
     return fig, (f"The λ and β of every trial of the free search at each {axis_name(data)}, coloured by validation "
                  "accuracy, with the best trial ringed.")

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
 from reports._load import StudyData, label_set_column, ordered_keys
+from reports._ties import Ranked, best_row, rank_settings, ranked_runs, searched_names, setting_of
+from study import choice
+from study.choice import fmt_number, fmt_setting, name_key, setting_key, tied
 from study.label_sets import LabelSet, noise_kinds
 
 MISSING = "—"
 GRID_PARAMS = ("lam", "beta")
 RATE_TEMPLATE = "noise rate {rate:g}"  # a label set's name in a study of one synthetic kind
+TIES_SHOWN = 5  # tied settings a note lists by name
 
 
 def note(table: pd.DataFrame) -> str | None:
@@ -84,15 +87,9 @@ def label_column(data: StudyData) -> str:
 
 
 def fmt_mean_std(values: Iterable[float], *, percent: bool = False) -> str:
-    """"mean ± std (n=k)" (sample std) to 4 decimals, or with `percent` as % to 2; one value "0.9123 (n=1)"; none
-    "—"."""
-    finite = [float(v) * (100 if percent else 1) for v in values if v is not None and not pd.isna(v)]
-    digits = 2 if percent else 4
-    if not finite:
-        return MISSING
-    if len(finite) == 1:
-        return f"{finite[0]:.{digits}f} (n=1)"
-    return f"{statistics.mean(finite):.{digits}f} ± {statistics.stdev(finite):.{digits}f} (n={len(finite)})"
+    """"mean ± std (n=k)" (sample std) as the console writes it (`study.choice.fmt_mean_std`): fractions to 4
+    decimals, or with `percent` as % to 2; one value "0.9123 (n=1)"; none "—"."""
+    return choice.fmt_mean_std(values, digits=2 if percent else 4, scale=100 if percent else 1)
 
 
 def runs_of(frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -116,7 +113,8 @@ def ablation_grid(trials: pd.DataFrame, key: str, metric: str, grid: bool | None
         return _empty(f"The λ × β grid of {metric} at {_named(trials, key)} is not applicable: {missing}.")
     lams, betas = sorted(runs["lam"].unique()), sorted(runs["beta"].unique())
     cells = {cell: group[metric].tolist() for cell, group in runs.groupby(list(GRID_PARAMS))}
-    rows = [{"lam": _num(lam), **{f"beta={_num(beta)}": fmt_mean_std(cells.get((lam, beta), [])) for beta in betas}}
+    rows = [{"lam": fmt_number(lam), **{f"beta={fmt_number(beta)}": fmt_mean_std(cells.get((lam, beta), []))
+                                        for beta in betas}}
             for lam in lams]
     return pd.DataFrame(rows)
 
@@ -139,24 +137,24 @@ def is_grid(runs: pd.DataFrame) -> bool:
 
 
 def best_beta_per_lambda(trials: pd.DataFrame, key: str, grid: bool | None = None) -> pd.DataFrame:
-    """Per λ, the β whose search runs have the best mean val_acc (ties: the smaller β), with its mean val and test
-    accuracy and the number of runs averaged."""
+    """Per λ, the β whose search runs have the best mean val_acc (ties by the study's rule: the smaller β), with its
+    mean val and test accuracy and the number of runs averaged."""
     runs, missing = _grid_runs(trials, key, "val_acc", grid)
     if missing:
         return _empty(f"Best β per λ at {_named(trials, key)} is not applicable: {missing}.")
     means = _setting_means(runs, list(GRID_PARAMS), ("val_acc", "test_acc"))
     rows = []
     for lam, group in means.groupby("lam", sort=True):
-        best = _best_row(group, "beta")
+        best = best_row(group, GRID_PARAMS)
         rows.append({"lam": lam, "beta": best["beta"], "val_acc": best["val_acc"], "test_acc": best["test_acc"],
                      "n": int(best["n"])})
     return pd.DataFrame(rows)
 
 
 def emphasis_mode_table(trials: pd.DataFrame, key: str, grid: bool | None = None) -> pd.DataFrame:
-    """Per emphasis mode, the best setting by mean val_acc and its mean best_test_acc, test_acc (final), fit_acc (on
-    the corrupted training labels) and intact_acc. Modes are the grid's λ (ψ = λ/(λ+1)), or for a free search the
-    quarters of ψ ∈ [0, 1]."""
+    """Per emphasis mode, the best setting by mean val_acc (ties by the study's rule) and its mean best_test_acc,
+    test_acc (final), fit_acc (on the corrupted training labels) and intact_acc. Modes are the grid's λ (ψ = λ/(λ+1)),
+    or for a free search the quarters of ψ ∈ [0, 1]."""
     runs, missing = search_runs(trials, key, (*GRID_PARAMS, "val_acc"))
     if missing:
         return _empty(f"The emphasis-mode table at {_named(trials, key)} is not applicable: {missing}.")
@@ -167,7 +165,7 @@ def emphasis_mode_table(trials: pd.DataFrame, key: str, grid: bool | None = None
     modes = means["lam"] if grid else means["psi"].map(_psi_quarter)
     rows = []
     for mode, group in means.groupby(modes, sort=True):
-        best = _best_row(group, "beta")
+        best = best_row(group, GRID_PARAMS)
         rows.append({**({} if grid else {"psi range": mode}), "lam": best["lam"], "psi": best["psi"],
                      "beta": best["beta"], **{name: best[name] for name in shown}, "n": int(best["n"])})
     return pd.DataFrame(rows)
@@ -179,32 +177,35 @@ PROBE_METRICS = ("weight_clean", "weight_noisy", "noisy_zero_weight", "relabel_c
 def grid_cells_table(trials: pd.DataFrame, key: str, params: list[str]) -> pd.DataFrame:
     """Search runs of the label set `key` per cell of a grid other than λ × β (e.g. IEG's components, seed 003 Table
     7): the cell's `params`, val_acc and test_acc as "mean ± std (n=k)" over its runs, the last epoch's mean weights
-    and relabel coefficients where logged; best mean val_acc first (ties: the cells' order)."""
+    and relabel coefficients where logged; best mean val_acc first (ties by the study's rule)."""
     runs, missing = search_runs(trials, key, ("val_acc",))
     columns = [name for name in params if name in runs]
     if missing or not columns:
         reason = missing or "the runs hold none of the grid's parameters"
         return _empty(f"The grid cells at {_named(trials, key)} cannot be listed: {reason}.")
     shown = [name for name in PROBE_METRICS if name in runs]
+    place = {setting_key(r.setting): i for i, r in enumerate(rank_settings(runs, columns))}
     rows = []
     for cell, group in runs.groupby(columns, sort=True, dropna=False):
+        setting = dict(zip(columns, cell if isinstance(cell, tuple) else (cell,)))
         values = pd.to_numeric(group.get("test_acc", pd.Series(dtype=float)), errors="coerce")
-        rows.append({**{c: _num(v) for c, v in zip(columns, cell if isinstance(cell, tuple) else (cell,))},
+        rows.append({**{c: fmt_number(v) for c, v in setting.items()},
                      "val_acc": fmt_mean_std(group["val_acc"]), "test_acc": fmt_mean_std(values),
                      **{name: pd.to_numeric(group[name], errors="coerce").mean() for name in shown},
-                     "_order": -group["val_acc"].mean()})
+                     "_order": place[setting_key(setting)]})
     return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def search_trials_table(trials: pd.DataFrame, key: str, searched: list[str]) -> pd.DataFrame:
-    """Every search run of the label set `key`, best val_acc first (ties by run id): rank, the `searched` parameters
-    (ψ beside λ), val_acc, test_acc and how the run ended."""
+    """Every search run of the label set `key`, best val_acc first (ties by the study's rule, then by run id; runs
+    without val_acc last): rank, the `searched` parameters (ψ beside λ), val_acc, test_acc and how the run ended."""
     runs, missing = search_runs(trials, key, (), failed=True)
     if missing:
         return _empty(f"The search trials at {_named(trials, key)} cannot be listed: {missing}.")
     runs = runs.assign(val_acc=pd.to_numeric(runs["val_acc"], errors="coerce") if "val_acc" in runs else math.nan)
-    runs = runs.assign(_neg=-runs["val_acc"]).sort_values(["_neg", "run_id"], kind="stable")
     columns = [c for c in searched if c in runs]
+    ranked = ranked_runs(runs, columns)
+    runs = runs.loc[[*ranked.index, *runs.drop(index=ranked.index).sort_values("run_id", kind="stable").index]]
     table = runs[columns].apply(pd.to_numeric, errors="coerce") if columns else pd.DataFrame(index=runs.index)
     if "lam" in table and "psi" not in table:
         table.insert(table.columns.get_loc("lam") + 1, "psi", table["lam"] / (table["lam"] + 1.0))
@@ -216,8 +217,9 @@ def search_trials_table(trials: pd.DataFrame, key: str, searched: list[str]) -> 
 
 
 def summary_table(data: StudyData) -> pd.DataFrame:
-    """Per label set (column `label_column`): the best setting, its val_acc, the final retrains' test_acc mean ± std,
-    trials, final runs, collapsed runs and failed runs."""
+    """Per label set (column `label_column`): the best setting, its val_acc, how many settings tie at that val_acc
+    (`tie_notes` names them), the final retrains' test_acc mean ± std, trials, final runs, collapsed runs and failed
+    runs."""
     trials = data.trials
     keys = label_set_keys(data)
     if not keys:
@@ -230,23 +232,24 @@ def summary_table(data: StudyData) -> pd.DataFrame:
         search = at[at["stage"] == "search"] if "stage" in at else at.iloc[0:0]
         final = final_runs(trials, key)
         best = _chosen(rate_row)
+        ranking = setting_ranking(data, key)
         best_val = rate_row.get("best_val_acc", math.nan)
-        if pd.isna(best_val) and "val_acc" in search and search["val_acc"].notna().any():
-            best_val = float(search["val_acc"].max())
+        if pd.isna(best_val) and ranking:
+            best_val = ranking[0].score
         finals = final["test_acc"].tolist() if "test_acc" in final else []
         collapsed = int(at["collapsed"].fillna(False).astype(bool).sum()) if "collapsed" in at else 0
         failed = int((at["status"] == "FAILED").sum()) if "status" in at else 0
         setting = _setting(best) if best or rate_row.empty else "(defaults)"
         rows.append({label_column(data): rate_cell(data, key), "best_setting": setting, "best_val_acc": best_val,
-                     "final_test_acc": fmt_mean_std(finals), "trials": len(search), "final_runs": len(final),
-                     "collapsed": collapsed, "failed": failed})
+                     "tied": len(tied(ranking)) if ranking else None, "final_test_acc": fmt_mean_std(finals),
+                     "trials": len(search), "final_runs": len(final), "collapsed": collapsed, "failed": failed})
     return pd.DataFrame(rows)
 
 
 def validation_choice_table(data: StudyData) -> pd.DataFrame:
-    """Per label set: the search trial that validation by the noisy labels would choose (best last val_acc_noisy)
-    against the one validation by the clean labels chooses (val_acc_clean), ties by run id: its setting, both val
-    accuracies, its test_acc and, where its setting is the one retrained, the final retrains' test_acc."""
+    """Per label set: the setting that validation by the noisy labels would choose (best mean last val_acc_noisy)
+    against the one validation by the clean labels chooses (val_acc_clean), ties by the study's rule: the setting, its
+    mean val accuracies and test_acc and, where it is the one retrained, the final retrains' test_acc."""
     needed = ("val_acc_clean", "val_acc_noisy", "test_acc")
     rows = []
     for key in label_set_keys(data, trials_only=True):
@@ -254,19 +257,54 @@ def validation_choice_table(data: StudyData) -> pd.DataFrame:
         if missing:
             return _empty(f"Noisy against clean validation needs both validation accuracies, logged where the true "
                           f"labels are known: {missing}.")
-        rate_row = runs_of(data.rates, key)
-        best = _chosen(rate_row.iloc[0]) if not rate_row.empty else {}
+        best, names = chosen_setting(data, key), _names(data, key)
         finals = final_runs(data.trials, key)
         for labels in ("clean", "noisy"):
-            run = runs.assign(_neg=-runs[f"val_acc_{labels}"]).sort_values(["_neg", "run_id"], kind="stable").iloc[0]
-            setting = {k: run.get(k) for k in best}
-            retrained = bool(best) and all(_same(setting[k], v) for k, v in best.items())
+            setting = rank_settings(runs, names, f"val_acc_{labels}")[0].setting
+            mine = runs[[setting_key(setting_of(row, names)) == setting_key(setting) for _, row in runs.iterrows()]]
+            retrained = bool(best) and setting_key(setting) == setting_key(best)
             rows.append({label_column(data): rate_cell(data, key), "validation": labels, "setting": _setting(setting),
-                         "val_acc_clean": run["val_acc_clean"], "val_acc_noisy": run["val_acc_noisy"],
-                         "test_acc": run["test_acc"],
+                         **{name: mine[name].mean() for name in needed},
                          "final_test_acc": fmt_mean_std(finals["test_acc"]) if retrained and "test_acc" in finals
                          else MISSING})
     return pd.DataFrame(rows) if rows else _empty(f"Study {data.name!r} holds no search runs.")
+
+
+def setting_ranking(data: StudyData, key: str) -> list[Ranked]:
+    """The settings of the label set `key`'s finished search runs, best mean val_acc first, ties by the study's rule
+    (`study.choice`), as the driver ranked them."""
+    runs, missing = search_runs(data.trials, key, ("val_acc",))
+    return [] if missing else rank_settings(runs, _names(data, key))
+
+
+def tie_notes(data: StudyData) -> list[str]:
+    """A sentence per label set whose best mean val_acc several settings share: the tied settings, the one the rule
+    picks and, where the study retrained another (chosen before the rule), that one."""
+    notes = []
+    for key in label_set_keys(data, trials_only=True):
+        ties = tied(setting_ranking(data, key))
+        if len(ties) < 2:
+            continue
+        names = "; ".join(fmt_setting(r.setting) for r in ties[:TIES_SHOWN])
+        more = f"; and {len(ties) - TIES_SHOWN} more" if len(ties) > TIES_SHOWN else ""
+        note = (f"{noise_label(data, key)}: {len(ties)} settings tie at val_acc {fmt_number(ties[0].score)} "
+                f"({names}{more}); the tie rule picks {fmt_setting(ties[0].setting)}")
+        best = chosen_setting(data, key)
+        if best and setting_key(best) != setting_key(ties[0].setting):
+            note += f", but the study retrained {fmt_setting(best)} (chosen before this rule)"
+        notes.append(note + ".")
+    return notes
+
+
+def chosen_setting(data: StudyData, key: str) -> dict[str, Any]:
+    """The setting the label set `key`'s run says the search chose ({} where it logged none)."""
+    rate_row = runs_of(data.rates, key)
+    return _chosen(rate_row.iloc[0]) if not rate_row.empty else {}
+
+
+def _names(data: StudyData, key: str) -> list[str]:
+    """The parameters that make a setting of the label set `key`: those its run chose by, else the study's."""
+    return sorted(chosen_setting(data, key), key=name_key) or searched_names(data)
 
 
 def search_runs(trials: pd.DataFrame, key: str, needed: tuple[str, ...], *,
@@ -328,11 +366,6 @@ def _setting_means(runs: pd.DataFrame, keys: list[str], metrics: tuple[str, ...]
     return means.reset_index()
 
 
-def _best_row(group: pd.DataFrame, tie_key: str) -> pd.Series:
-    ordered = group.sort_values(["val_acc", tie_key], ascending=[False, True], kind="stable")
-    return ordered.iloc[0]
-
-
 def _chosen(rate_row: pd.Series) -> dict[str, Any]:
     """The setting a label set's run says the search chose: its best.<param> values, by parameter."""
     return {str(k).removeprefix("best."): v for k, v in rate_row.items()
@@ -389,19 +422,7 @@ def _method(trials: pd.DataFrame) -> str:
 
 
 def _setting(best: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_num(v)}" for k, v in sorted(best.items())) or MISSING
-
-
-def _num(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, (float, int, np.floating, np.integer)) else str(value)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether two logged values are one setting's (numbers within float rounding)."""
-    try:
-        return bool(np.isclose(float(a), float(b)))
-    except (TypeError, ValueError):
-        return str(a) == str(b)
+    return fmt_setting(best) or MISSING
 
 
 def _empty(sentence: str) -> pd.DataFrame:

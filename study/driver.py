@@ -26,6 +26,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
+from study import choice
 from study.config import StudyConfig, study_config_from_dict
 from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
@@ -299,8 +300,7 @@ def summary_table(state: StudyState) -> str:
     rows = [f"{'noise rate' if rated else 'label set'} | best setting | val_acc | final test_acc | trials",
             "---|---|---|---|---"]
     for key, rs in state.rates.items():
-        final = (f"{statistics.mean(rs.final_test):.4f} ± {_std(rs.final_test):.4f} (n={len(rs.final_test)})"
-                 if rs.final_test else "—")
+        final = choice.fmt_mean_std(rs.final_test)
         name = named[key].name("{rate:g}") if key in named else key
         rows.append(f"{name} | {_fmt(rs.best)} | {rs.best_val_acc:.4f} | {final} | {rs.trials}")
     return "\n".join(rows)
@@ -546,19 +546,12 @@ def _setting(trial_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _best_setting(results: tune.ResultGrid) -> tuple[dict[str, Any], float]:
-    """The setting with the best mean last val_acc over its runs (repeated seeds), and that mean; ties: first run."""
-    scores: dict[str, list[float]] = {}
-    settings: dict[str, dict[str, Any]] = {}
-    for result in results:
-        if result.metrics and METRIC in result.metrics:
-            setting = _setting(result.config)
-            key = json.dumps(setting, sort_keys=True, default=str)
-            settings.setdefault(key, setting)
-            scores.setdefault(key, []).append(float(result.metrics[METRIC]))
-    if not scores:
+    """The setting with the best mean last val_acc over its runs (repeated seeds), and that mean; ties by the rule of
+    `study.choice` that the reports apply too."""
+    ranking = choice.rank((_setting(r.config), r.metrics[METRIC]) for r in results if r.metrics and METRIC in r.metrics)
+    if not ranking:
         raise RuntimeError("no search trial reported val_acc")
-    key = max(scores, key=lambda k: statistics.mean(scores[k]))
-    return settings[key], statistics.mean(scores[key])
+    return ranking[0].setting, ranking[0].score
 
 
 def _warm_points(config: StudyConfig, label_set: LabelSet, previous_best: dict[str, Any] | None
@@ -618,7 +611,7 @@ def _std(values: list[float]) -> float:
 
 
 def _fmt(setting: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()) or "(defaults)"
+    return choice.fmt_setting(setting) or "(defaults)"
 
 
 def _git_commit() -> str:

@@ -21,6 +21,7 @@ from mlflow.utils.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATC
 from ray.tune import Callback, Result
 from ray.tune.experiment import Trial
 
+from study.choice import fmt_setting
 from study.label_sets import LabelSet
 from study.outage import Outage, fail_fast
 from trainables import TRAIN_KEY, own_values, train_config
@@ -174,7 +175,7 @@ class MlflowTracker(Callback):
         scores = " ".join(f"{k} {result[k]:.4f}" for k in ("val_acc", "test_acc") if k in result)
         flags = "".join(f" [{t.key.replace('_', ' ')}]" for t in tags)
         label = f"{self.label}, " if self.label else ""
-        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {label}{_fmt(shown)}: {scores}{flags}")
+        self.echo(f"  {self.tags.get('stage', 'trial')} {trial.trial_id} {label}{fmt_setting(shown)}: {scores}{flags}")
         self._write(_Write(trial.trial_id, result.get("config") or trial.config, tags=tags, status="FINISHED"),
                     now=True)
 
@@ -411,10 +412,6 @@ def _exception_line(text: str) -> str:
     lines = lines[starts[-1] + 1:] if starts else lines
     found = [line for line in lines if _EXCEPTION.match(line)]
     return (found or lines or [""])[-1]
-
-
-def _fmt(values: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
 class ByLabelSet(Callback):

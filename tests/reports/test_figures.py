@@ -44,7 +44,7 @@ def test_heatmap_outlines_the_cell_of_best_mean_val_acc(data, figures) -> None:
     for rate in (0.0, 0.4):
         search = data.trials[(data.trials["stage"] == "search") & (data.trials["noise_rate"] == rate)]
         means = search.groupby(["lam", "beta"])["val_acc"].mean()
-        lam, beta = means.idxmax()
+        lam, beta = means.round(9).idxmax()  # ties (to 9 decimals): the smallest λ, then β, first in the index
         assert f"(λ={lam:g}, β={beta:g}) outlined" in captions[f"grid_{rate:g}"]
         test, val = grid_means(data.trials, f"{rate:g}", "test_acc"), grid_means(data.trials, f"{rate:g}", "val_acc")
         assert val.loc[lam, beta] == pytest.approx(means.max())
@@ -75,7 +75,8 @@ def test_mode_bars_span_the_best_psi_of_each_seed_alone(data, figures) -> None:
         expected = []
         for seed in sorted(search["seed"].astype(int).unique()):  # the grid ran every cell with seeds 0 and 1
             runs = search[search["seed"].astype(int) == seed]
-            best = runs.sort_values(["val_acc", "run_id"], ascending=[False, True]).iloc[0]
+            best = runs.assign(_v=runs["val_acc"].round(9)).sort_values(  # ties: the smallest λ, then β
+                ["_v", "lam", "beta", "run_id"], ascending=[False, True, True, True]).iloc[0]
             expected.append(best["lam"] / (best["lam"] + 1))
         assert len(expected) == 2 and per_seed == pytest.approx(expected)
     caption = dict((png.stem, caption) for png, caption in figures)["mode_vs_noise"]

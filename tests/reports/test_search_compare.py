@@ -9,8 +9,10 @@ import math
 import statistics
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.distributions import FloatDistribution
 
 from reports import load_study
 from reports._compare import comparable_studies, comparison_table, published_comparison
@@ -21,6 +23,13 @@ from reports._tables import ablation_grid, emphasis_mode_table, search_trials_ta
 
 RATE = 0.2
 KEY = f"{RATE:g}"  # the label set's key in a study of one noise kind
+
+
+def rule(run) -> tuple:
+    """A search run's place by the study's tie rule, as README says it: best val_acc to 9 decimals, then the smallest
+    λ, then β, then run id."""
+    params = {name: float(run.data.params[name]) for name in ("lam", "beta") if name in run.data.params}
+    return (-round(run.data.metrics["val_acc"], 9), params.get("lam", 0.0), params.get("beta", 0.0), run.info.run_id)
 
 
 def logged(uri: str, name: str, stage: str) -> list:
@@ -42,27 +51,26 @@ def test_a_free_search_has_no_grid_but_lists_its_trials_best_first(free_store, f
     assert "drew λ and β freely" in ablation_grid(free.trials, KEY, "test_acc").attrs["note"]
     runs = logged(uri, "free", "search")
     table = search_trials_table(free.trials, KEY, ["lam", "beta"])
-    expected = sorted(((-r.data.metrics["val_acc"], r.info.run_id), float(r.data.params["lam"]),
-                       float(r.data.params["beta"])) for r in runs)
+    expected = sorted((rule(r), r.data.metrics["val_acc"]) for r in runs)
     assert table["rank"].tolist() == [1, 2, 3, 4]
-    assert table["lam"].tolist() == [lam for _, lam, _ in expected]
-    assert table["beta"].tolist() == [beta for _, _, beta in expected]
-    assert table["val_acc"].tolist() == [-key[0] for key, _, _ in expected]
-    assert table["psi"].tolist() == pytest.approx([lam / (lam + 1) for _, lam, _ in expected])
+    assert table["lam"].tolist() == [lam for (_, lam, _, _), _ in expected]
+    assert table["beta"].tolist() == [beta for (_, _, beta, _), _ in expected]
+    assert table["val_acc"].tolist() == [val for _, val in expected]
+    assert table["psi"].tolist() == pytest.approx([lam / (lam + 1) for (_, lam, _, _), _ in expected])
 
 
 def test_a_free_search_groups_emphasis_modes_by_quarters_of_psi(free_store, free) -> None:
     uri, _ = free_store
-    best: dict[int, tuple[float, float]] = {}
+    best: dict[int, tuple[tuple, float, float]] = {}
     for run in logged(uri, "free", "search"):
         lam, val = float(run.data.params["lam"]), run.data.metrics["val_acc"]
         quarter = min(math.floor(lam / (lam + 1) * 4), 3)
-        if quarter not in best or val > best[quarter][1]:
-            best[quarter] = (lam, val)
+        if quarter not in best or rule(run) < best[quarter][0]:
+            best[quarter] = (rule(run), lam, val)
     modes = emphasis_mode_table(free.trials, KEY)
     assert modes["psi range"].tolist() == [f"[{q / 4:g}, {(q + 1) / 4:g}{']' if q == 3 else ')'}" for q in sorted(best)]
-    assert modes["lam"].tolist() == [best[q][0] for q in sorted(best)]
-    assert modes["val_acc"].tolist() == [best[q][1] for q in sorted(best)]
+    assert modes["lam"].tolist() == [best[q][1] for q in sorted(best)]
+    assert modes["val_acc"].tolist() == [best[q][2] for q in sorted(best)]
 
 
 def test_the_replayed_optuna_study_holds_the_trials_in_start_order(free_store, free) -> None:
@@ -79,6 +87,14 @@ def test_the_replayed_optuna_study_holds_the_trials_in_start_order(free_store, f
     assert table.set_index("parameter")[f"noise {RATE:g}"].to_dict() == pytest.approx(found)
 
 
+def test_a_search_whose_trials_all_tie_has_no_importances() -> None:
+    study = optuna.create_study(direction="maximize")
+    distributions = {"lam": FloatDistribution(0.0, 2.0), "beta": FloatDistribution(0.5, 12.0, log=True)}
+    study.add_trials([optuna.trial.create_trial(params={"lam": lam, "beta": beta}, distributions=distributions,
+                                                value=0.9338) for lam, beta in [(0.5, 12.0), (0.0, 2.0)]])
+    assert importances(study) == {}  # fANOVA raises "zero total variance in all trees"
+
+
 def test_the_search_figures_are_drawn_for_a_free_search(free, tmp_path: Path) -> None:
     captions = {png.stem: caption for png, caption in make_figures(free, tmp_path)}
     assert "grid_0.2" not in captions
@@ -89,8 +105,8 @@ def test_the_search_figures_are_drawn_for_a_free_search(free, tmp_path: Path) ->
 def test_p_clean_noisy_sets_the_best_cce_trial_beside_the_best_dm_from_the_other_study(free_store, free) -> None:
     uri, _ = free_store
 
-    def best(name: str):  # the study's best search trial by val_acc (ties: lowest run id), straight from MLflow
-        return min(logged(uri, name, "search"), key=lambda r: (-r.data.metrics["val_acc"], r.info.run_id)).info.run_id
+    def best(name: str):  # the study's best search trial by val_acc (ties by the rule), straight from MLflow
+        return min(logged(uri, name, "search"), key=rule).info.run_id
 
     assert len(logged(uri, "cce1", "search")) == 1  # 2 asked, but CCE has nothing to search: 1 trial, not 2 alike
     key, drawn = p_curves(free)
