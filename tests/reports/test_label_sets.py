@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from reports import load_study, noise_label, write_report
 from reports._compare import comparable_studies, comparison_table
 from study.label_sets import label_sets, noise_kinds
+from tests.reports.stores import log_run
 
 HUMAN = ["cifar10n-aggre", "cifar10n-worst"]
 REALISED = {"cifar10n-aggre": (0.0899, [0.0900, 0.0901, 0.0902]),  # (search split, each final retrain)
@@ -47,24 +48,15 @@ def _log_study(client: MlflowClient, tmp: Path, name: str, method: str, noise: s
         cells = GRID if method == "dm" else [None]
         for i, cell in enumerate(cells):
             params = {"lam": cell[0], "beta": cell[1]} if cell else {}
-            _log_trial(client, experiment, {**tags, "stage": "search", "mlflow.parentRunId": rate_run},
-                       {**params, "seed": 0, "noise": ls.noise},
-                       {"val_acc": 0.5 + i / 10, "test_acc": 0.55 + i / 10, "noise_rate_realised": search_realised})
+            log_run(client, experiment, {**tags, "stage": "search", "mlflow.parentRunId": rate_run},
+                    {**params, "seed": 0, "noise": ls.noise},
+                    {"val_acc": 0.5 + i / 10, "test_acc": 0.55 + i / 10, "noise_rate_realised": search_realised})
         for seed, (accuracy, realised) in enumerate(zip(final_test_accs(method, index), final_realised)):
-            _log_trial(client, experiment, {**tags, "stage": "final", "mlflow.parentRunId": rate_run},
-                       {"lam": 1, "beta": 8, "seed": seed, "noise": ls.noise} if method == "dm" else {"seed": seed},
-                       {"test_acc": accuracy, "noise_rate_realised": realised})
+            log_run(client, experiment, {**tags, "stage": "final", "mlflow.parentRunId": rate_run},
+                    {"lam": 1, "beta": 8, "seed": seed, "noise": ls.noise} if method == "dm" else {"seed": seed},
+                    {"test_acc": accuracy, "noise_rate_realised": realised})
         client.set_terminated(rate_run)
     client.set_terminated(study.info.run_id)
-
-
-def _log_trial(client: MlflowClient, experiment: str, tags: dict[str, str], params: dict, metrics: dict) -> None:
-    run = client.create_run(experiment, tags=tags).info.run_id
-    for key, value in params.items():
-        client.log_param(run, key, str(value))
-    for key, value in metrics.items():
-        client.log_metric(run, key, value)
-    client.set_terminated(run)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from reports import load_study, noise_label, write_report
+from tests.reports.stores import log_run
 
 KIND = "cifar10n-worst"
 LABEL = f"{KIND} (40.2%)"
@@ -31,19 +32,12 @@ def _human_noise_study(tmp: Path, *, tagged: bool = True) -> str:
     for key, value in {"best.lam": "1", "best.beta": "8"}.items():
         client.log_param(rate, key, value)
     for i, (lam, beta) in enumerate([(0, 2), (0, 8), (1, 2), (1, 8)]):
-        run = client.create_run(experiment, tags={**rate_tags, "stage": "search", "mlflow.parentRunId": rate}).info
-        for key, value in {"lam": lam, "beta": beta, "seed": 0}.items():
-            client.log_param(run.run_id, key, str(value))
-        for key, value in {"val_acc": 0.5 + i / 10, "test_acc": 0.55 + i / 10, "noise_rate_realised": 0.38}.items():
-            client.log_metric(run.run_id, key, value)
-        client.set_terminated(run.run_id)
+        log_run(client, experiment, {**rate_tags, "stage": "search", "mlflow.parentRunId": rate},
+                {"lam": lam, "beta": beta, "seed": 0},
+                {"val_acc": 0.5 + i / 10, "test_acc": 0.55 + i / 10, "noise_rate_realised": 0.38})
     for seed, realised in enumerate([0.4021, 0.4022]):
-        run = client.create_run(experiment, tags={**rate_tags, "stage": "final", "mlflow.parentRunId": rate}).info
-        for key, value in {"lam": 1, "beta": 8, "seed": seed}.items():
-            client.log_param(run.run_id, key, str(value))
-        for key, value in {"test_acc": 0.8 + seed / 100, "noise_rate_realised": realised}.items():
-            client.log_metric(run.run_id, key, value)
-        client.set_terminated(run.run_id)
+        log_run(client, experiment, {**rate_tags, "stage": "final", "mlflow.parentRunId": rate},
+                {"lam": 1, "beta": 8, "seed": seed}, {"test_acc": 0.8 + seed / 100, "noise_rate_realised": realised})
     client.set_terminated(rate)
     client.set_terminated(study)
     return uri

@@ -18,6 +18,7 @@ from reports._plot import best_trial
 from reports._tables import (emphasis_mode_table, grid_cells_table, search_trials_table, summary_table,
                              validation_choice_table)
 from study.driver import _best_setting
+from tests.reports.stores import log_run
 
 # Search trials at noise 0.2 in the order they start: three settings tie at the best, the rule's pick starts last.
 TRIALS = [(0.8, 2.0, 0.9338), (0.25, 16.0, 0.9338), (0.1, 1.0, 0.9059), (0.25, 4.0, 0.9338)]
@@ -50,28 +51,18 @@ def _log_study(tmp: Path, name: str, trials: dict[float, list[tuple[float, float
             client.log_param(rate_run, f"best.{key}", str(value))
         client.log_metric(rate_run, "best_val_acc", best_val)
         for lam, beta, val in runs:
-            run = _log_run(client, experiment, {**tags, "stage": "search", "mlflow.parentRunId": rate_run},
-                           {"lam": lam, "beta": beta, "seed": 0},
-                           {"val_acc": val, "val_acc_clean": val, "val_acc_noisy": val - 0.1, "test_acc": val - 0.01})
+            run = log_run(client, experiment, {**tags, "stage": "search", "mlflow.parentRunId": rate_run},
+                          {"lam": lam, "beta": beta, "seed": 0},
+                          {"val_acc": val, "val_acc_clean": val, "val_acc_noisy": val - 0.1, "test_acc": val - 0.01})
             for epoch in range(1, epochs + 1):
                 for key in HISTORY:
                     client.log_metric(run, key, epoch if key == "epoch" else val * epoch / epochs, step=epoch)
         for seed in range(finals):
-            _log_run(client, experiment, {**tags, "stage": "final", "mlflow.parentRunId": rate_run},
-                     {**best, "seed": seed}, {"test_acc": 0.94 + seed / 100})
+            log_run(client, experiment, {**tags, "stage": "final", "mlflow.parentRunId": rate_run},
+                    {**best, "seed": seed}, {"test_acc": 0.94 + seed / 100})
         client.set_terminated(rate_run)
     client.set_terminated(study)
     return uri
-
-
-def _log_run(client: MlflowClient, experiment: str, tags: dict, params: dict, metrics: dict) -> str:
-    run = client.create_run(experiment, tags=tags).info.run_id
-    for key, value in params.items():
-        client.log_param(run, key, str(value))
-    for key, value in metrics.items():
-        client.log_metric(run, key, value)
-    client.set_terminated(run)
-    return run
 
 
 @pytest.fixture(scope="module")
