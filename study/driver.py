@@ -268,7 +268,7 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
         if config.final.n_seeds and retrain:
             for label_set in retrain:
                 console.echo(f"{label_set.name()}: retraining {_fmt(state.rates[label_set.key].best)} on the whole "
-                             f"training set, {config.final.n_seeds} seeds")
+                             f"training set, {config.final.n_seeds} seed{'s' if config.final.n_seeds > 1 else ''}")
             _final(config, state, retrain, folder, outage, trainable, console)
             state.save(folder)
         outage.patiently(lambda: _close_study(state))
