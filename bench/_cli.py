@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", help="the report's path (default: <out>/BENCHMARKS.md)")
     p.add_argument("--threads", type=int, help="torch's CPU threads in this process (default: torch's choice)")
     p.add_argument("--data-root", help="folder of the data files (default: $NOISY_DATA_ROOT or ~/.cache/noisy-data)")
+    p.add_argument("--subset", help="gpu_check's CIFAR-10 subset (.npz, ≤ 64 MiB): read if it exists, else built "
+                                    "there from --data-root's cifar-10-batches-py (see bench.gpu_check)")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: write the report again from the records and notes in <out>")
     return p
@@ -82,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench {name}{' (quick)' if args.quick else ''}", flush=True)
             (out / "cache").mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix="bench-") as work:
-                context = Context(quick=args.quick, data_root=args.data_root, work=Path(work), cache=out / "cache")
+                context = Context(quick=args.quick, data_root=args.data_root, work=Path(work), cache=out / "cache",
+                                  subset=Path(args.subset).expanduser() if args.subset else None)
                 record = run_benchmark(get_benchmark(name), context, command_line(argv))
             write_record(record, out)
             print(f"  {record['measured']}", flush=True)

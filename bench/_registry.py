@@ -20,6 +20,7 @@ class Context:
     work: Path  # an empty scratch folder, removed afterwards
     cache: Path  # a folder kept between runs (results worth reusing, such as trained settings' scores)
     echo: Callable[[str], None] = print
+    subset: Path | None = None  # gpu_check's CIFAR-10 subset (.npz): read where it exists, else built there
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class Sizes:
     rounds: int
     compile_backend: str  # "eager" (dynamo's tracing only) checks the compile path without code generation
     warmup_epoch: bool  # untimed: an epoch and ten steps (the epoch's last, smaller batch compiled too), else one step
+    augment: bool | None = None  # None: the data set's own (crop and flip for CIFAR-10; own data: none)
 
     def notes(self) -> str:
         """NOTES for these sizes."""
@@ -100,18 +101,21 @@ def gpu_throughput(context: Context) -> Result:
 _HEADER = ("batch", "variant", "images/s", "× fp32 eager", "share of bf16 peak", "GFLOP per image")
 
 
-def _measure(sizes: Sizes, device: torch.device, context: Context) -> tuple[list[tuple], dict[str, dict]]:
-    """One row per batch size and variant, and each variant's flags as applied (bf16, memory format, compiled)."""
+def _measure(sizes: Sizes, device: torch.device, context: Context,
+             variants: tuple[Variant, ...] = VARIANTS) -> tuple[list[tuple], dict[str, dict]]:
+    """One row per batch size and variant (the first is the base of the ratios), and each variant's flags as applied
+    (bf16, memory format, compiled)."""
     data = load_dataset(sizes.dataset, context.data_root)
     peak = _peak_tflops(torch.cuda.get_device_name()) if device.type == "cuda" else None
     rows, flags = [], {}
     for batch in sizes.batches:
         config = TrainConfig(dataset=sizes.dataset, data_root=context.data_root, model=sizes.model, split="final",
-                             epochs=None, iterations=10**9, batch_size=batch, device=device.type)
+                             epochs=None, iterations=10**9, batch_size=batch, device=device.type,
+                             augment=sizes.augment)
         flops = _flops_per_image(config, data)
-        variants = [v for v in VARIANTS if device.type == "cuda" or not v.gpu_only]
-        context.echo(f"  {sizes.model}/{sizes.dataset} batch {batch}: {', '.join(v.name for v in variants)}")
-        trainers = {v.name: _trainer(config, data, v, sizes.compile_backend) for v in variants}
+        run = [v for v in variants if device.type == "cuda" or not v.gpu_only]
+        context.echo(f"  {sizes.model}/{sizes.dataset} batch {batch}: {', '.join(v.name for v in run)}")
+        trainers = {v.name: _trainer(config, data, v, sizes.compile_backend) for v in run}
         failed: dict[str, str] = {}
         for name, trainer in list(trainers.items()):
             try:
@@ -123,10 +127,10 @@ def _measure(sizes: Sizes, device: torch.device, context: Context) -> tuple[list
         times = interleaved({n: functools.partial(_block, t, sizes.steps) for n, t in trainers.items()},
                             rounds=sizes.rounds, warmup=0)
         rates = {n: sizes.steps * batch / statistics.median(t) for n, t in times.items()}
-        for v in variants:
+        for v in run:
             rate = rates.get(v.name)
             share = rate * flops / (peak * 1e12) if rate and peak else None
-            base = rates.get(VARIANTS[0].name)
+            base = rates.get(run[0].name)
             rows.append((batch, v.name, rate if rate else failed[v.name], rate / base if rate and base else None,
                          share, flops / 1e9))
             if v.name in trainers:

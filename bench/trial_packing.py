@@ -28,6 +28,7 @@ class Sizes:
     counts: tuple[int, ...]
     warmup: int
     steps: int
+    augment: bool | None = None  # None: the data set's own (crop and flip for CIFAR-10; own data: none)
 
 
 GPU = Sizes("resnet56", "cifar10", counts=(1, 2, 4, 8), warmup=50, steps=300)
@@ -105,7 +106,7 @@ def trial_packing(context: Context) -> Result:
 def _pack(n: int, sizes: Sizes, gpu: bool, data_root: str | None) -> list[tuple[float, float, int]]:
     """Run n trials at once, each with 1/n of the GPU (or of a CPU); their timed spans and images."""
     config = TrainConfig(dataset=sizes.dataset, data_root=data_root, model=sizes.model, split="final", epochs=None,
-                         iterations=10**9, device="cuda" if gpu else "cpu", bf16=gpu).to_dict()
+                         iterations=10**9, device="cuda" if gpu else "cpu", bf16=gpu, augment=sizes.augment).to_dict()
     barrier = _Barrier.remote(n)
     task = ray.remote(_trial).options(num_cpus=1 if gpu else 1 / n, num_gpus=1 / n if gpu else 0)
     try:

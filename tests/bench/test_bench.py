@@ -29,13 +29,26 @@ GPU_FIGURES = ("gpu_throughput", "trial_packing")
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory, fashion_root: Path, ray_session) -> Path:
-    """Every registered benchmark run once with --quick, one torch thread; the folder of its records."""
+def tiny_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated stand-in for gpu_check's CIFAR-10 subset: random 32×32×3 images, every class in both splits."""
+    rng = np.random.default_rng(0)
+    sizes = {"train": 300, "test": 40}  # enough for the probe that l2r and ieg hold out (PROBE_PER_CLASS per class)
+    arrays = {f"x_{split}": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8) for split, n in sizes.items()}
+    arrays |= {f"y_{split}": np.arange(n) % 10 for split, n in sizes.items()}
+    path = tmp_path_factory.mktemp("subset") / "tiny.npz"
+    np.savez(path, **arrays, y_train_true=arrays["y_train"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory, fashion_root: Path, tiny_subset: Path, ray_session) -> Path:
+    """Every registered benchmark run once with --quick, one torch thread (gpu_check on the tiny subset); the folder
+    of its records."""
     out = tmp_path_factory.mktemp("bench")
     threads = torch.get_num_threads()
     try:
         code = main(["--quick", "--threads", "1", "--out", str(out), "--data-root", str(fashion_root),
-                     *list_benchmarks()])
+                     "--subset", str(tiny_subset), *list_benchmarks()])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -115,6 +128,26 @@ def test_gpu_figures_check_their_code_paths_on_the_cpu(quick_run: Path) -> None:
     assert all(f["steps_run"] == 3 for f in flags.values())  # one untimed step, one block of two
     packing = record(quick_run, "trial_packing")["details"]["cpu_check"]
     assert [row[0] for row in packing] == [1, 2] and all(row[1] > 0 for row in packing)
+
+
+def test_gpu_check_ran_every_part_on_the_cpu_and_recorded_it(quick_run: Path, tiny_subset: Path) -> None:
+    r = record(quick_run, "gpu_check")
+    d = r["details"]
+    assert r["measured"] == NO_GPU and d["gpu"] == NO_GPU and d["subset"] == str(tiny_subset)
+    captions = [t["caption"].split(",")[0] for t in r["tables"]]
+    assert captions == ["One trial", "Packed trials", "Step time against CCE's", "lenet", "Wall time per part"]
+    positive = [d["subset_mib"], d["total_s"], *d["wall_s"].values(), *d["step_ms"].values(),
+                *d["packed_images_s"].values(), d["noise_run_steps"]]
+    assert all(math.isfinite(x) and x > 0 for x in positive), positive
+    assert list(d["wall_s"]) == ["throughput", "packing", "weighting", "noise run"]
+    assert sum(d["wall_s"].values()) == pytest.approx(d["total_s"])
+    assert set(d["test_accuracy"]) == {"cce", "dm"} and all(0 <= a <= 1 for a in d["test_accuracy"].values())
+    assert set(d["step_ms"]) == {"cce", *(label for label, (m, _, _) in METHODS.items() if m in list_losses())}
+    assert list(d["packed_images_s"]) == ["1", "4"]  # JSON keys
+    assert {name: (f["bf16"], f["channels_last"], f["compiled"]) for name, f in d["variants"].items()} == {
+        "bf16 + channels-last": (True, True, False), "bf16 + channels-last + torch.compile": (True, True, True)}
+    assert {"bf16 + channels-last + torch.compile ÷ bf16 + channels-last", "4 packed trials ÷ 1",
+            "dm ÷ cce step"} <= set(r["ratios"])
 
 
 def test_study_overhead_ran_the_quick_studys_trials_both_ways(quick_run: Path) -> None:
