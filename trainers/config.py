@@ -65,7 +65,7 @@ class TrainConfig:
     ema: float | None = None               # evaluate an exponential moving average of the weights with this decay
                                            # per step (0 or false: the raw weights; None: the method's default,
                                            # 0.999 for ieg as its authors, else the raw weights)
-    diag_subsample: int | None = 5000     # training examples the training-set metrics are computed from at each
+    diag_subsample: int | None = 5000      # training examples the training-set metrics are computed from at each
                                            # evaluation but the last: a fixed stratified subsample of this many
                                            # (0 or None: the whole training part, as at the last evaluation)
     # running

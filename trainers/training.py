@@ -205,7 +205,8 @@ class Trainer:
         idx, weight = (slice(None), None) if self.step == self.total_steps else self._diag  # the last: all
         logits = self.predict(self.train_x[idx])
         given, noisy = self.train_y[idx], self.is_noisy[idx]
-        fit = logits.argmax(1) == given
+        pred = logits.argmax(1)
+        fit = pred == given
         p_given = logits.softmax(1).gather(1, given[:, None]).squeeze(1)
         metrics: Metrics = {
             "step": self.step,
@@ -218,7 +219,7 @@ class Trainer:
             "noisy_weight_share": sums["noisy_share"] / sums["share"],
             **({"noisy_top10": extremes[0] / batches, "noisy_bottom10": extremes[1] / batches} if self._ranks else {}),
             "fit_acc": _mean(fit, weight),
-            "intact_acc": _mean(logits.argmax(1) == self.true_y[idx], weight) if self.true_known else math.nan,
+            "intact_acc": _mean(pred == self.true_y[idx], weight) if self.true_known else math.nan,
             "noisy_fit_acc": _mean(fit, weight, noisy),
             "p_clean": _mean(p_given, weight, ~noisy),
             "p_noisy": _mean(p_given, weight, noisy),
