@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate an exponential moving average of the weights with this decay per step "
                         "(default: the method's, 0.999 for ieg as its authors, else off)")
     p.add_argument("--no-ema", dest="ema", action="store_const", const=0.0, help="evaluate the raw weights")
+    p.add_argument("--diag-subsample", type=int, default=d.diag_subsample, metavar="N",
+                   help="compute the training-set metrics at each evaluation but the last from a fixed stratified "
+                        f"subsample of N training examples (default {d.diag_subsample}; 0: all of them)")
     p.add_argument("--augment", choices=("on", "off"), default=None, help="crop and flip (default: the data set's)")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
@@ -138,7 +141,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=epochs, iterations=args.iterations,
         schedule=args.schedule, schedule_unit=args.schedule_unit, milestones=milestones, gamma=args.gamma,
         cosine_period=args.cosine_period, cosine_mult=args.cosine_mult, cosine_decay=args.cosine_decay,
-        probe_per_class=args.probe_per_class, warmup=args.warmup, ema=args.ema,
+        probe_per_class=args.probe_per_class, warmup=args.warmup, ema=args.ema, diag_subsample=args.diag_subsample,
         augment=None if args.augment is None else args.augment == "on", device=args.device, bf16=args.bf16,
         seed=args.seed,
     )

@@ -65,6 +65,9 @@ class TrainConfig:
     ema: float | None = None               # evaluate an exponential moving average of the weights with this decay
                                            # per step (0 or false: the raw weights; None: the method's default,
                                            # 0.999 for ieg as its authors, else the raw weights)
+    diag_subsample: int | None = 5000      # training examples the training-set metrics are computed from at each
+                                           # evaluation but the last: a fixed stratified subsample of this many
+                                           # (0 or None: the whole training part, as at the last evaluation)
     # running
     eval_every: int | None = None          # iterations between evaluations (None: once per epoch)
     augment: bool | None = None            # None: the data set's default (crop and flip for CIFAR)
@@ -122,6 +125,9 @@ class TrainConfig:
         _check(length, value, _int(value) and value > 0, "an integer > 0")
         _check("eval_every", self.eval_every, self.eval_every is None or (_int(self.eval_every) and self.eval_every > 0),
                "an integer > 0, or None for once per epoch")
+        _check("diag_subsample", self.diag_subsample,
+               self.diag_subsample is None or _int(self.diag_subsample) and self.diag_subsample >= 0,
+               "an integer ≥ 0, or None; 0 and None take the whole training part")
         _check("gamma", self.gamma, self.gamma > 0, "a number > 0")
         _check("cosine_period", self.cosine_period, self.cosine_period is None or self.cosine_period > 0, "a number > 0")
         _check("cosine_mult", self.cosine_mult, self.cosine_mult >= 1, "a number ≥ 1")

@@ -22,6 +22,7 @@ from trainers.models import create_model
 from trainers.reweight import ProbeMethod
 from trainers.schedules import Schedule
 from trainers.splits import derive_seeds, make_split
+from trainers.subsample import stratified_subsample
 
 Metrics = dict[str, float]
 EVAL_BATCH = 1024
@@ -102,11 +103,18 @@ class Trainer:
         # per-step sums (SUMS); for a WeightedCE or a ProbeMethod, the noisy at either end of the ranking too
         self._sums = torch.zeros(len(SUMS) + 2 * self._ranks, device=dev)
         self._last_weight = torch.full((n,), math.nan, device=dev)  # each example's latest ‖∂L/∂z_i‖₁ (NaN: unseen)
+        # the training examples of each evaluation's training-set metrics but the last, and their weights (see README)
+        self._diag: tuple[Tensor | slice, Tensor | None] = (slice(None), None)
+        if config.diag_subsample and config.diag_subsample < n:
+            strata = self.train_y * 2 + self.is_noisy  # by given label and, where known, corrupted or intact
+            diag = torch.Generator().manual_seed(seeds.order ^ 0xD1A6)
+            self._diag = tuple(t.to(dev) for t in stratified_subsample(strata, config.diag_subsample, diag))
         self._clock = time.perf_counter()
         self.info = {"noise_rate_realised": split.noise_rate, "train_size": n,
                      "val_size": 0 if self.val is None else len(self.val[1]), "test_size": len(self.test[1]),
                      "probe_size": 0 if self.probe is None else len(self.probe[1]),
                      "num_classes": data.num_classes,
+                     "diag_size": n if self._diag[1] is None else len(self._diag[0]),
                      "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                      "device": str(dev), "parameters": sum(p.numel() for p in self.model.parameters()),
                      "eval_weights": "ema" if self.ema else "raw", "ema_decay": decay}
@@ -194,10 +202,12 @@ class Trainer:
         self._sums.zero_()
         if not math.isfinite(sums["loss"]):
             raise FloatingPointError(f"the training loss became {sums['loss']} before step {self.step}")
-        logits = self.predict(self.train_x)
+        idx, weight = (slice(None), None) if self.step == self.total_steps else self._diag  # the last: all
+        logits = self.predict(self.train_x[idx])
+        given, noisy = self.train_y[idx], self.is_noisy[idx]
         pred = logits.argmax(1)
-        p_given = logits.softmax(1).gather(1, self.train_y[:, None]).squeeze(1)
-        noisy, clean = self.is_noisy, ~self.is_noisy
+        fit = pred == given
+        p_given = logits.softmax(1).gather(1, given[:, None]).squeeze(1)
         metrics: Metrics = {
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
@@ -208,12 +218,12 @@ class Trainer:
             "emphasis_var_scaled": sums["var_scaled"] / batches,
             "noisy_weight_share": sums["noisy_share"] / sums["share"],
             **({"noisy_top10": extremes[0] / batches, "noisy_bottom10": extremes[1] / batches} if self._ranks else {}),
-            "fit_acc": _mean(pred == self.train_y),
-            "intact_acc": _mean(pred == self.true_y) if self.true_known else math.nan,
-            "noisy_fit_acc": _mean((pred == self.train_y)[noisy]),
-            "p_clean": _mean(p_given[clean]),
-            "p_noisy": _mean(p_given[noisy]),
-            **detection_aurocs(p_given, self._last_weight, noisy),
+            "fit_acc": _mean(fit, weight),
+            "intact_acc": _mean(pred == self.true_y[idx], weight) if self.true_known else math.nan,
+            "noisy_fit_acc": _mean(fit, weight, noisy),
+            "p_clean": _mean(p_given, weight, ~noisy),
+            "p_noisy": _mean(p_given, weight, noisy),
+            **detection_aurocs(p_given, noisy, weight, self._last_weight, self.is_noisy),
         }
         if self._runs_model:
             metrics.update(self.loss_fn.epoch_metrics())
@@ -287,8 +297,13 @@ def train(config: TrainConfig, *, data: Dataset | None = None,
     return trainer.history[-1]
 
 
-def _mean(values: Tensor) -> float:
-    return float(values.float().mean()) if values.numel() else math.nan
+def _mean(values: Tensor, weight: Tensor | None = None, part: Tensor | None = None) -> float:
+    """The mean of `values` (over the mask `part` where given) weighted by `weight` (None: plain); NaN where empty."""
+    if part is not None:
+        values, weight = values[part], None if weight is None else weight[part]
+    if not values.numel():
+        return math.nan
+    return float(values.float().mean() if weight is None else (values.double() * weight).sum() / weight.sum())
 
 
 def _accuracy(logits: Tensor, labels: Tensor) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers import list_datasets, list_losses, loss_params
+from trainers import TrainConfig, list_datasets, list_losses, loss_params
 from trainers.__main__ import METHOD_FLAGS, _parser, config_from_args, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +56,11 @@ def test_mae_scale_and_gce_truncate_reach_the_config() -> None:
     assert config_from_args(_parser().parse_args(["--method", "mae", "--scale", "2"])).method_params == {"scale": 2.0}
     args = _parser().parse_args(["--method", "gce", "--q", "0.7", "--truncate", "0.5"])
     assert config_from_args(args).method_params == {"q": 0.7, "truncate": 0.5}
+
+
+def test_diag_subsample_reaches_the_config() -> None:
+    assert config_from_args(_parser().parse_args(["--diag-subsample", "0"])).diag_subsample == 0
+    assert config_from_args(_parser().parse_args([])).diag_subsample == TrainConfig().diag_subsample
 
 
 def test_every_method_parameter_has_a_flag() -> None:
