@@ -1,1 +1,2 @@
-"""study: the CLI and driver that run one Optuna search per noise rate on Ray Tune and track every trial in MLflow."""
+"""study: the CLI and driver that search every noise rate at once on Ray Tune (one Optuna study each) and track every
+trial in MLflow."""

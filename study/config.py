@@ -94,9 +94,9 @@ class SearchConfig:
     tune_lr: bool = False
     tune_weight_decay: bool = False
     num_samples: int = 6  # Optuna trials per noise rate
-    max_concurrent: int = 2  # trials running at once
+    max_concurrent: int | None = None  # trials under way at once, of every label set; None: every trial slot
     seed: int = 0  # the sampler's seed
-    warm_start: bool = True  # first try the papers' best and the previous rate's best
+    warm_start: bool = True  # first try the papers' best, and the best so far of the label set before
     asha: AshaConfig | None = None  # None: every trial runs to the end
 
     def __post_init__(self) -> None:
@@ -114,7 +114,9 @@ class SearchConfig:
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "true or false")
         for name, low in (("num_samples", 1), ("max_concurrent", 1), ("seed", 0)):
             value = getattr(self, name)
-            _check(name, value, _is_int(value) and value >= low, f"an integer ≥ {low}")
+            if name != "max_concurrent" or value is not None:
+                _check(name, value, _is_int(value) and value >= low,
+                       f"an integer ≥ {low}" + (", or null (every trial slot)" if name == "max_concurrent" else ""))
         _check("asha", self.asha, self.asha is None or isinstance(self.asha, AshaConfig),
                "null, or a mapping of grace_period and reduction_factor")
 

@@ -34,6 +34,7 @@ class Console:
         self._bar: tqdm | None = None
         self._start: float | None = None  # when its first stage started (time.monotonic)
         self._done_at_start = self._stage_start = done
+        self._said: int | None = None  # the trials done when `progress` said it last
         self._exit = ExitStack()
 
     def __enter__(self) -> Console:
@@ -56,10 +57,10 @@ class Console:
         with self._bar.external_write_mode(file=sys.stdout):
             self._echo(line)
 
-    def stage(self) -> Callback:
+    def stage(self, before: int = 0) -> Callback:
         """A Tune callback that counts the trials of a new stage (one Tuner) as they end, those that a restored Tuner
-        had ended too."""
-        self._stage_start = self.done
+        had ended too: `before` of them, counted in `done` already."""
+        self._stage_start = self.done - before
         if self._start is None:  # the clock starts with the first stage, once Ray has started
             self._start = time.monotonic()
             if self._show_bar:
@@ -74,13 +75,20 @@ class Console:
         self.done = self._stage_start + ended
 
     def end_stage(self, trials: int) -> None:
-        """The stage ran `trials` trials in all: count them, and say how far the study is where no bar shows it."""
+        """The stage ran `trials` trials in all: count them, and say how far the study is (see `progress`) unless
+        said already."""
         self.count(trials)
+        if self._said != self.done:
+            self.progress()
+
+    def progress(self) -> None:
+        """Say how far the study is, where no bar shows it: trials done, time elapsed and left."""
         if self._bar is None:
             elapsed = time.monotonic() - self._start
             ran, remaining = self.done - self._done_at_start, self.total - self.done
             left = f", ~{tqdm.format_interval(elapsed * remaining / ran)} left" if ran and remaining else ""
             self._echo(f"[{self.done}/{self.total} trials, {tqdm.format_interval(elapsed)} elapsed{left}]")
+            self._said = self.done
 
 
 class _StageCount(Callback):

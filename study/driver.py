@@ -14,26 +14,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import optuna
 import ray
 from mlflow.entities import Metric, Param
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
-from optuna.samplers import TPESampler
 from ray import tune
 from ray._private import ray_constants
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
 from study import choice
 from study.config import StudyConfig, study_config_from_dict
 from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
-from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, fit, repair_checkpoints,
-                            restore_state_copy)
+from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, ended_trials, fit,
+                            repair_checkpoints, restore_state_copy)
 from study.console import Console, Echo
 from study.experiment import experiment_tags
 from study.retries import retrying_crashes_only
+from study.scheduler import PerLabelSet
+from study.searcher import FINAL, METRIC, SEARCH, Plan, StudySearcher, label_set_key, scored, stage_of, within
+from study.stage_ends import Outcomes, StageEnds
 from study.label_sets import LabelSet, label_sets, noise_kinds
 from study.tracking import PARENT_TAG, TRIAL_TAG, ByLabelSet, MlflowTracker, client_for
 from reports import default_tracking_uri
@@ -45,7 +44,7 @@ from trainers.errors import ConfigError, DataError
 from trainers.human_noise import HUMAN_NOISE_KINDS, paired_labels
 
 STATE_FILE = "study.json"
-METRIC = "val_acc"
+TRIALS = "trials"  # the Tune experiment of all the study's trials, in its folder
 
 
 @dataclass
@@ -243,7 +242,8 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
         echo(f"study {config.name} is finished: nothing to run")
         return saved
     data = study_data(config)  # a data set that cannot serve this study stops it before anything is written
-    with Console(_trial_count(config), _trials_done(config, saved), echo, bar=bar, verbose=verbose) as console:
+    done = ended_trials(folder / TRIALS)
+    with Console(_trial_count(config), done, echo, bar=bar, verbose=verbose) as console:
         connect(address)  # before anything is written: a cluster that does not answer leaves no study behind
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -254,23 +254,15 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
         state = saved or _new_state(config, outage)
         state.save(folder)
         trainable = _trainable(config, data)
-        previous_best: dict[str, Any] | None = None
-        for index, label_set in enumerate(config.label_sets):
-            rs = state.rates.get(label_set.key) or RateState(_rate_run(state, config, label_set, outage))
-            state.rates[label_set.key] = rs
-            state.save(folder)
-            if not rs.search_done:
-                console.echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
-                _search(config, state, rs, label_set, index, previous_best, folder, outage, trainable, console)
+        for label_set in config.label_sets:
+            if label_set.key not in state.rates:
+                state.rates[label_set.key] = RateState(_rate_run(state, config, label_set, outage))
                 state.save(folder)
-            previous_best = rs.best
-        retrain = [ls for ls in config.label_sets if not state.rates[ls.key].final_done]
-        if config.final.n_seeds and retrain:
-            for label_set in retrain:
-                console.echo(f"{label_set.name()}: retraining {_fmt(state.rates[label_set.key].best)} on the whole "
-                             f"training set, {config.final.n_seeds} seed{'s' if config.final.n_seeds > 1 else ''}")
-            _final(config, state, retrain, folder, outage, trainable, console)
-            state.save(folder)
+        if not all(rs.search_done and rs.final_done for rs in state.rates.values()):
+            for label_set in config.label_sets:
+                if not state.rates[label_set.key].search_done:
+                    console.echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
+            _run_trials(config, state, folder, outage, trainable, console)
         outage.patiently(lambda: _close_study(state))
     state.finished = True
     state.save(folder)
@@ -381,12 +373,6 @@ def _trial_count(config: StudyConfig) -> int:
     return len(config.label_sets) * (_search_size(config) + config.final.n_seeds)
 
 
-def _trials_done(config: StudyConfig, state: StudyState | None) -> int:
-    """The trials of the stages that `state` has done."""
-    rates = state.rates.values() if state else []
-    return sum(_search_size(config) * rs.search_done + config.final.n_seeds * rs.final_done for rs in rates)
-
-
 def _searched(config: StudyConfig) -> list[str]:
     """The names an optuna-mode search varies."""
     s = config.search
@@ -403,9 +389,10 @@ def _varied(config: StudyConfig) -> list[str]:
 
 def _fit(trainable: Any, folder: Path, name: str, param_space: dict[str, Any], tune_config: tune.TuneConfig,
          callbacks: list[tune.Callback], shown: list[str], console: Console) -> tune.ResultGrid:
-    """Run the Tuner `name` (restored if started before), its trials counted on the console; a failed trial is retried
-    unless a retry would fail alike. A StorageError where the study's folder cannot be written."""
-    callbacks = [*callbacks, console.stage()]
+    """Run the Tuner `name` (restored if started before), its trials counted on the console (the study's one stage:
+    the trials that the console counts as done were its); a failed trial is retried unless a retry would fail alike. A
+    StorageError where the study's folder cannot be written."""
+    callbacks = [console.stage(before=console.done), *callbacks]  # first: the count is up to date for the others
     with retrying_crashes_only():
         results = fit(_tuner(trainable, folder, name, param_space, tune_config, callbacks, shown, console.verbose),
                       folder)
@@ -440,85 +427,132 @@ def _tuner(trainable: Any, folder: Path, name: str, param_space: dict[str, Any],
     return tuner
 
 
-def _search(config: StudyConfig, state: StudyState, rs: RateState, label_set: LabelSet, index: int,
-            previous_best: dict[str, Any] | None, folder: Path, outage: Outage, trainable: Any,
-            console: Console) -> None:
-    s = config.search
-    param_space: dict[str, Any] = {TRAIN_KEY: _base(config, label_set, "search")}
+def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Outage, trainable: Any,
+                console: Console) -> None:
+    """Run every label set's search and final retrains in one Tuner (TRIALS): the searcher hands out the trials of
+    all label sets at once, and a label set's retrains as soon as its search has ended. Each trial is logged under its
+    label set's run; a label set's best setting and final scores are written as its stages end."""
+    s, sets = config.search, config.label_sets
+    several = len(noise_kinds(config.noise)) > 1
+    searcher = StudySearcher(_plans(config, console), s.max_concurrent, console.echo)
     scheduler = None
     if s.asha is not None:
         evaluations = _evaluations(config)
-        scheduler = ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=evaluations,
-                                  grace_period=min(s.asha.grace_period, evaluations),
-                                  reduction_factor=s.asha.reduction_factor)
-    if s.mode == "grid":
-        param_space["cell"] = tune.grid_search(s.grid_cells())
-        if s.repeats > 1:
-            param_space["seed"] = tune.grid_search([s.seed + i for i in range(s.repeats)])
-        tune_config = tune.TuneConfig(scheduler=scheduler, num_samples=1,
-                                      max_concurrent_trials=s.max_concurrent, reuse_actors=True)
-    else:
-        ranges = s.ranges_for(None if label_set.human else label_set.rate)
-        space = search_spaces.make_space(config.method, ranges=ranges, parametrization=s.parametrization,
-                                         tune_lr=s.tune_lr, tune_weight_decay=s.tune_weight_decay,
-                                         batch_size=config.train.batch_size)
-        points = _within(space, [search_spaces.as_point(p, s.parametrization)
-                                 for p in _warm_points(config, label_set, previous_best)],
-                         lambda line: console.echo(f"{label_set.name()}: {line}"))
-        searcher = OptunaSearch(space=space, metric=METRIC, mode="max", points_to_evaluate=points or None,
-                                sampler=TPESampler(seed=s.seed + index))
-        tune_config = tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
-                                      scheduler=scheduler, num_samples=_search_size(config), reuse_actors=True)
-    tracker = MlflowTracker(state.tracking_uri, state.experiment_id, rs.run_id,
-                            {**_common_tags(config, label_set), "stage": "search"}, console.echo, outage)
-    if s.mode == "grid":
-        shown = ["cell", *(["seed"] if s.repeats > 1 else [])]
-    else:
-        shown = _searched(config)
-    callbacks = [StopOnStorageError(), tracker, KeepStateCopy(), *([SchedulerState(scheduler)] if scheduler else [])]
-    results = _fit(trainable, folder, f"search-{label_set.key}", param_space, tune_config, callbacks, shown, console)
-    tracker.complete(results)
-    outage.patiently(lambda: _drop_orphans(state, rs.run_id, "search", results))
-    rs.best, rs.best_val_acc = _best_setting(results)
-    rs.trials = len(results)
-    client = client_for(state.tracking_uri)
-    outage.patiently(lambda: client.log_dict(rs.run_id, rs.best, "best_setting.json"))
-    now = int(time.time() * 1000)  # one time for every try: a repeated try of a batch that was written adds nothing
-    params = [Param(f"best.{k}", str(v)) for k, v in rs.best.items()]
-    metrics = [Metric("best_val_acc", rs.best_val_acc, now, 0), Metric("trials", rs.trials, now, 0)]
-    outage.patiently(lambda: client.log_batch(rs.run_id, metrics=metrics, params=params))
-    rs.search_done = True
+        asha = s.asha
 
+        def make() -> ASHAScheduler:
+            return ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=evaluations,
+                                 grace_period=min(asha.grace_period, evaluations),
+                                 reduction_factor=asha.reduction_factor)
 
-def _final(config: StudyConfig, state: StudyState, retrain: list[LabelSet], folder: Path, outage: Outage,
-           trainable: Any, console: Console) -> None:
-    """Retrain the best setting of each label set of `retrain` on the whole training set, all in one Tuner (its trial
-    processes start once for all of them), each trial logged under its label set's run."""
-    cells = [{"noise": ls.noise, "noise_rate": ls.rate, **state.rates[ls.key].best} for ls in retrain]
-    param_space = {TRAIN_KEY: _base(config, retrain[0], "final"), "cell": tune.grid_search(cells),
-                   "seed": tune.grid_search(list(range(config.final.n_seeds)))}
-    tune_config = tune.TuneConfig(max_concurrent_trials=config.search.max_concurrent, reuse_actors=True)
-    trackers = {ls.key: MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[ls.key].run_id,
-                                      {**_common_tags(config, ls), "stage": "final"}, console.echo, outage,
-                                      label=ls.name())
-                for ls in retrain}
-    by_label_set = ByLabelSet(trackers, several=len(noise_kinds(config.noise)) > 1)
-    callbacks = [StopOnStorageError(), by_label_set, KeepStateCopy()]
-    results = _fit(trainable, folder, "final", param_space, tune_config, callbacks, ["cell", "seed"], console)
-    by_rate: dict[str, list[tune.Result]] = {key: [] for key in trackers}
+        scheduler = PerLabelSet(make, [ls.key for ls in sets], several)
+    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=_trial_count(config),
+                                  reuse_actors=True, trial_dirname_creator=trial_folder)
+    label = len(sets) > 1
+    trackers = {(ls.key, stage): MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[ls.key].run_id,
+                                               {**_common_tags(config, ls), "stage": stage}, console.echo, outage,
+                                               label=ls.name() if label else "")
+                for ls in sets for stage in (SEARCH, FINAL)}
+    by_label_set = ByLabelSet(trackers, several)
+    named = {ls.key: ls for ls in sets}
+    expected = {(ls.key, stage): n for ls in sets for stage, n in ((SEARCH, _search_size(config)),
+                                                                   (FINAL, config.final.n_seeds))}
+
+    def ended(key: str, stage: str, outcomes: Outcomes) -> None:
+        trackers[key, stage].complete([])  # the stage's trials' own writes first (while MLflow is away: they waited)
+        _stage_ended(config, state, named[key], stage, outcomes, folder, outage, console, running=True)
+
+    callbacks = [StopOnStorageError(), by_label_set, StageEnds(expected, several, ended), KeepStateCopy(),
+                 *([SchedulerState(scheduler)] if scheduler else [])]
+    shown = ["noise_rate", *(["cell", *(["seed"] if s.repeats > 1 else [])] if s.mode == "grid" else _searched(config))]
+    results = _fit(trainable, folder, TRIALS, {TRAIN_KEY: _base(config, sets[0], "search")}, tune_config, callbacks,
+                   shown, console)
+    mine: dict[tuple[str, str], list[tune.Result]] = {stage: [] for stage in trackers}
     for result in results:
-        by_rate[by_label_set.key(result.config)].append(result)
-    for key, tracker in trackers.items():
-        rs, mine = state.rates[key], by_rate[key]
-        tracker.complete(mine)
-        outage.patiently(lambda: _drop_orphans(state, rs.run_id, "final", mine))
-        rs.final_test = sorted(float(r.metrics["test_acc"]) for r in mine if r.metrics and "test_acc" in r.metrics)
+        mine[label_set_key(result.config, several), stage_of(result.config)].append(result)
+    for (key, stage), tracker in trackers.items():
+        tracker.complete(mine[key, stage])
+        outage.patiently(lambda: _drop_orphans(state, state.rates[key].run_id, stage, mine[key, stage]))
+    for ls in sets:
+        for stage in (SEARCH, FINAL):
+            outcomes = [(r.config, r.metrics or {}, r.error is not None) for r in mine[ls.key, stage]]
+            _stage_ended(config, state, ls, stage, outcomes, folder, outage, console, running=False)
+
+
+def trial_folder(trial: Trial) -> str:
+    """A trial's folder in the study's Tune experiment: train_trial_<id>_<n>_<stage>-<noise>-<rate>, n counting the
+    trials from 1 in the order the searcher handed them out."""
+    number = trial.experiment_tag.split("_")[0]
+    config = trial.config
+    return (f"{trial.trainable_name}_{trial.trial_id}_{int(number):05d}_{stage_of(config)}-{config['noise']}-"
+            f"{config['noise_rate']:g}")
+
+
+def _plans(config: StudyConfig, console: Console) -> list[Plan]:
+    """What the study does for each label set (see `StudySearcher`): its search, warm starts and retrains."""
+    s = config.search
+    keys = [ls.key for ls in config.label_sets]
+    names = _warm_names(config) if s.warm_start else []
+    plans = []
+    for index, ls in enumerate(config.label_sets):
+        plan = Plan(ls, _search_size(config), config.final.n_seeds, seed=s.seed + index,
+                    parametrization=s.parametrization)
+        if s.mode == "grid":
+            plan.cells = [{"cell": cell, **({"seed": s.seed + i} if s.repeats > 1 else {})}
+                          for cell in s.grid_cells() for i in range(s.repeats)]
+        else:
+            plan.space = search_spaces.make_space(config.method, ranges=s.ranges_for(None if ls.human else ls.rate),
+                                                  parametrization=s.parametrization, tune_lr=s.tune_lr,
+                                                  tune_weight_decay=s.tune_weight_decay,
+                                                  batch_size=config.train.batch_size)
+            plan.points = within(plan.space, [search_spaces.as_point(p, s.parametrization)
+                                              for p in _warm_points(config, ls, names)],
+                                 lambda line, ls=ls: console.echo(f"{ls.name()}: {line}"))
+            plan.warm_names, plan.neighbour = names, keys[index - 1] if index else None
+        plans.append(plan)
+    return plans
+
+
+def _stage_ended(config: StudyConfig, state: StudyState, label_set: LabelSet, stage: str, outcomes: Outcomes,
+                 folder: Path, outage: Outage, console: Console, *, running: bool) -> None:
+    """Record what a label set's ended `stage` found (its best setting; its final test accuracies) in study.json and
+    in its MLflow run, unless recorded already, waiting for MLflow as a stage's end does (TrackingUnavailable after
+    the outage's patience). `running`: while the Tuner runs (its console says so, and a search without a score is
+    left to the Tuner's end, which says so)."""
+    rs = state.rates[label_set.key]
+    if rs.search_done if stage == SEARCH else rs.final_done:
+        return
+    client = client_for(state.tracking_uri)
+    now = int(time.time() * 1000)  # one time for every try: a repeated try of a batch that was written adds nothing
+    if stage == SEARCH:
+        ranking = choice.rank(filter(None, (scored(*outcome) for outcome in outcomes)))
+        if not ranking and running:
+            return
+        if not ranking:
+            raise RuntimeError(f"{label_set.name()}: no search trial reported val_acc")
+        best = ranking[0]
+        rs.best, rs.best_val_acc, rs.trials = best.setting, best.score, len(outcomes)
+        params = [Param(f"best.{k}", str(v)) for k, v in best.setting.items()]
+        metrics = [Metric("best_val_acc", best.score, now, 0), Metric("trials", rs.trials, now, 0)]
+        outage.patiently(lambda: (client.log_dict(rs.run_id, best.setting, "best_setting.json"),
+                                  client.log_batch(rs.run_id, metrics=metrics, params=params)))
+        rs.search_done = True
+        if config.final.n_seeds and running:
+            n = config.final.n_seeds
+            console.echo(f"{label_set.name()}: search done, best {_fmt(rs.best)} (val_acc {rs.best_val_acc:.4f}); "
+                         f"retraining it on the whole training set, {n} seed{'s' if n > 1 else ''}")
+    else:
+        rs.final_test = sorted(float(m["test_acc"]) for _, m, _ in outcomes if "test_acc" in m)
         if rs.final_test:
-            now = int(time.time() * 1000)
             metrics = [Metric("final_test_acc_mean", statistics.mean(rs.final_test), now, 0),
                        Metric("final_test_acc_std", _std(rs.final_test), now, 0)]
-            outage.patiently(lambda: client_for(state.tracking_uri).log_batch(rs.run_id, metrics=metrics))
+            outage.patiently(lambda: client.log_batch(rs.run_id, metrics=metrics))
         rs.final_done = True
+        if rs.final_test and running:
+            console.echo(f"{label_set.name()}: final test_acc {choice.fmt_mean_std(rs.final_test)}")
+    state.save(folder)
+    if running:
+        console.progress()
 
 
 def _drop_orphans(state: StudyState, parent_run_id: str, stage: str, results: Iterable[tune.Result]) -> None:
@@ -539,61 +573,23 @@ def _close_study(state: StudyState) -> None:
     client.set_terminated(state.study_run_id, "FINISHED")
 
 
-def _setting(trial_config: dict[str, Any]) -> dict[str, Any]:
-    """The searched values of a trial config (a grid cell is unpacked into its parameters; a repeat's seed dropped)."""
-    setting = {k: v for k, v in trial_config.items() if k not in (TRAIN_KEY, "cell", "seed")}
-    return {**trial_config.get("cell", {}), **setting}
-
-
-def _best_setting(results: tune.ResultGrid) -> tuple[dict[str, Any], float]:
-    """The setting with the best mean last val_acc over its runs (repeated seeds), and that mean; ties by the rule of
-    `study.choice` that the reports apply too."""
-    ranking = choice.rank((_setting(r.config), r.metrics[METRIC]) for r in results if r.metrics and METRIC in r.metrics)
-    if not ranking:
-        raise RuntimeError("no search trial reported val_acc")
-    return ranking[0].setting, ranking[0].score
-
-
-def _warm_points(config: StudyConfig, label_set: LabelSet, previous_best: dict[str, Any] | None
-                 ) -> list[dict[str, Any]]:
-    """The points a search tries first: the paper's best DM setting at a synthetic label set's rate, and the best of
-    the label set before (projected on the searched names)."""
-    if not config.search.warm_start:
-        return []
+def _warm_names(config: StudyConfig) -> list[str]:
+    """The names a warm-start point gives values to: the method's parameters by their trainer names (DM's λ and β
+    also where ψ and ρ are searched), and the training settings searched."""
     s = config.search
-    names = [*(["lam", "beta"] if s.parametrization == "psi_rho" else search_spaces.default_ranges(config.method)),
-             *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
+    return [*(["lam", "beta"] if s.parametrization == "psi_rho" else search_spaces.default_ranges(config.method)),
+            *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
+
+
+def _warm_points(config: StudyConfig, label_set: LabelSet, names: list[str]) -> list[dict[str, Any]]:
+    """The points a label set's search tries first, projected on `names` (none where that is empty): the paper's
+    best DM setting at a synthetic label set's rate. (The label set before it warms it as it runs: see
+    `StudySearcher`.)"""
     paper = (search_spaces.paper_best(config.train.dataset, label_set.rate)
              if config.method == "dm" and not label_set.human else None)
-    points: list[dict[str, Any]] = []
-    for point in (paper, previous_best):  # each projected on the searched names, where it has them all
-        if point and names and set(names) <= set(point) and {k: point[k] for k in names} not in points:
-            points.append({k: point[k] for k in names})
-    return points
-
-
-def _within(space: search_spaces.Space, points: list[dict[str, Any]], echo: Echo) -> list[dict[str, Any]]:
-    """`points` clipped into the ranges of `space`, each one clipped said in a line; one that clipping makes a repeat
-    of another is left out."""
-    trial = optuna.create_study().ask()
-    space(trial)  # the trial now holds the space's distributions
-    kept: list[dict[str, Any]] = []
-    for point in points:
-        clipped = {k: _clip(v, trial.distributions.get(k)) for k, v in point.items()}
-        again = clipped in kept
-        if clipped != point:
-            fate = f"left out (clipped, it is {_fmt(clipped)}, tried already)" if again else f"tried as {_fmt(clipped)}"
-            echo(f"warm start {_fmt(point)} lies outside the search ranges: {fate}")
-        if not again:
-            kept.append(clipped)
-    return kept
-
-
-def _clip(value: Any, distribution: BaseDistribution | None) -> Any:
-    """`value` clipped into a float or int `distribution`'s range (any other, or none: unchanged)."""
-    if isinstance(distribution, (FloatDistribution, IntDistribution)):
-        return min(max(value, distribution.low), distribution.high)
-    return value
+    if not paper or not names or not set(names) <= set(paper):
+        return []
+    return [{k: paper[k] for k in names}]
 
 
 def _evaluations(config: StudyConfig) -> int:

@@ -47,7 +47,7 @@ def description(config: StudyConfig, tracking_uri: str) -> str:
         f"Study {config.name}: method {config.method} on {train.dataset} (model {train.model}) with {kinds} label "
         f"noise, {sets}.",
         "",
-        f"Each label set: {searched} {split}; {final}.",
+        f"Each label set: {searched} {split}; {final}. All label sets run at once, in one Ray Tune run.",
         "",
         f"Runs: `study {config.name}` › `noise <label set>` (best_val_acc, final_test_acc_mean) › "
         "`search <label set> #n` and `final <label set> seed s` (val_acc, test_acc per evaluation).",

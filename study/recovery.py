@@ -16,6 +16,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.utils.serialization import TuneFunctionDecoder
 
+from study.outage import TrackingUnavailable
 from study.tracking import error_reason
 from trainables import REPORTED_FILE, StorageError
 
@@ -34,6 +35,20 @@ def restore_state_copy(experiment: Path) -> None:
             except OSError as error:
                 raise StorageError.of(experiment, error) from None
             return
+
+
+def ended_trials(experiment: Path) -> int:
+    """How many trials Tune's saved state of `experiment` (or the copy that KeepStateCopy made) records as ended
+    (terminated or failed); 0 where there is none."""
+    counts = [0]
+    for folder in (experiment, experiment / COPY):
+        for path in folder.glob("experiment_state-*.json"):
+            try:
+                trials = [json.loads(trial) for trial, _ in json.loads(path.read_text())["trial_data"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            counts.append(sum(trial["status"] in ("TERMINATED", "ERROR") for trial in trials))
+    return max(counts)
 
 
 def _loads(folder: Path) -> bool:
@@ -135,12 +150,15 @@ class SchedulerState(Callback):
 
 def fit(tuner: tune.Tuner, storage: Path) -> tune.ResultGrid:
     """`tuner.fit()`; the StorageError that a callback here raised (also where Tune wrapped it in a TuneError), naming
-    `storage` where it names no folder."""
+    `storage` where it names no folder, and the TrackingUnavailable that one raised (a label set's stage ended while
+    MLflow did not answer)."""
     try:
         return tuner.fit()
-    except (TuneError, StorageError) as error:
+    except (TuneError, StorageError, TrackingUnavailable) as error:
         # Tune raises a TuneError while it handles an error that a callback raised on a trial's event
         cause = error.__context__ if isinstance(error, TuneError) else error
+        if isinstance(cause, TrackingUnavailable):
+            raise cause from None
         if not isinstance(cause, StorageError):
             raise
         raise StorageError(cause.path or storage, cause.reason) from None

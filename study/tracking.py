@@ -22,7 +22,7 @@ from ray.tune import Callback, Result
 from ray.tune.experiment import Trial
 
 from study.choice import fmt_setting
-from study.label_sets import LabelSet
+from study.searcher import label_set_key, stage_of
 from study.outage import Outage, fail_fast
 from trainables import TRAIN_KEY, own_values, train_config
 from trainers.losses import loss_params
@@ -32,7 +32,7 @@ TRIAL_TAG = "ray_trial_id"
 _NOT_METRICS = {"timestamp", "pid", "done", "training_iteration", "time_this_iter_s", "time_total_s",
                 "time_since_restore", "iterations_since_restore", "step", "chance", "total_steps"}
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")  # "ValueError: ..." in a traceback
-_LABEL_SET_FIELDS = ("noise", "noise_rate")  # a final retrain's label set: the console names it (the tracker's label)
+_LABEL_SET_FIELDS = ("noise", "noise_rate", "split")  # a trial's label set and stage: the console names them
 COLLAPSE_MARGIN = 1.5  # a trial whose last val_acc is at most this many times chance has collapsed
 REST_S = 1.0  # the writer's pause after it wrote: a trial's results of meanwhile go in one request, and MLflow lags
 
@@ -415,25 +415,28 @@ def _exception_line(text: str) -> str:
 
 
 class ByLabelSet(Callback):
-    """Passes each trial's events to the tracker of the trial's label set, and the other events to every tracker: one
-    Tuner's trials (the final retrains of every label set) logged under their own label set's run."""
+    """Passes each trial's events to the tracker of the trial's label set and stage, and the other events to every
+    tracker: the study's one Tuner's trials logged under their own label set's run."""
 
     HOOKS = ("setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_restore", "on_trial_save",
              "on_trial_result", "on_trial_complete", "on_trial_recover", "on_trial_error", "on_checkpoint",
              "on_experiment_end")
 
-    def __init__(self, trackers: Mapping[str, MlflowTracker], several: bool = False) -> None:
-        self.trackers = dict(trackers)  # by LabelSet.key
+    def __init__(self, trackers: Mapping[tuple[str, str], MlflowTracker], several: bool = False) -> None:
+        self.trackers = dict(trackers)  # by (LabelSet.key, stage)
         self.several = several  # the study has several noise kinds
 
     def key(self, config: Mapping[str, Any]) -> str:
         """The label set of a trial's config (its base settings overridden by its own values), as LabelSet.key."""
-        train = train_config(config)
-        return LabelSet(train.noise, train.noise_rate, self.several).key
+        return label_set_key(config, self.several)
 
     def _forward(self, hook: str, info: dict[str, Any]) -> None:
         trial = info.get("trial")
-        for tracker in [self.trackers[self.key(trial.config)]] if trial is not None else self.trackers.values():
+        if trial is None:
+            trackers = self.trackers.values()
+        else:
+            trackers = [self.trackers[self.key(trial.config), stage_of(trial.config)]]
+        for tracker in trackers:
             getattr(tracker, hook)(**info)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 
 import pytest
 
 import search_spaces
 from search_spaces._spaces import _METHODS
 from study.choice import PARAMETER_ORDER, fmt_mean_std, fmt_number, fmt_setting, ordered, rank, tied
-from study.driver import RateState, StudyState, _best_setting, summary_table
+from study.driver import RateState, StudyState, summary_table
+from study.label_sets import LabelSet
+from study.searcher import Plan, StudySearcher
 
 
 @pytest.mark.parametrize(("value", "text"), [(0.251171, "0.2512"), (0.966071, "0.9661"), (16.0, "16"), (3, "3"),
@@ -62,12 +63,24 @@ def test_a_setting_scores_the_mean_of_its_repeats_and_values_read_back_from_mlfl
 
 
 def test_the_driver_retrains_the_setting_the_rule_picks() -> None:
-    results = [SimpleNamespace(config={"cell": {"lam": lam, "beta": beta}, "seed": seed}, metrics={"val_acc": value})
-               for lam, beta, seed, value in [(0.8, 2.0, 0, 0.9338), (0.25, 16.0, 0, 0.9338), (0.25, 4.0, 0, 0.93),
-                                              (0.25, 4.0, 1, 0.9376), (0.1, 1.0, 0, 0.5)]]
-    for seed in range(3):
-        random.Random(seed).shuffle(results)
-        assert _best_setting(results) == ({"lam": 0.25, "beta": 4.0}, pytest.approx(0.9338))
+    """Whatever order the search trials end in, the searcher retrains the setting that `rank` puts first: the best mean
+    over a cell's repeats, ties by the smallest values."""
+    outcomes = [((0.8, 2.0, 0), 0.9338), ((0.25, 16.0, 0), 0.9338), ((0.25, 4.0, 0), 0.93), ((0.25, 4.0, 1), 0.9376),
+                ((0.1, 1.0, 0), 0.5)]
+    for order in range(3):
+        cells = [{"cell": {"lam": lam, "beta": beta}, "seed": seed} for (lam, beta, seed), _ in outcomes]
+        searcher = StudySearcher([Plan(LabelSet("symmetric", 0.4), len(cells), 1, cells=cells)])
+        given = {f"t{i}": searcher.suggest(f"t{i}") for i in range(len(cells))}
+        scores = {(c["cell"]["lam"], c["cell"]["beta"], c["seed"]): v for c, v in zip(cells, (v for _, v in outcomes))}
+        ids = list(given)
+        random.Random(order).shuffle(ids)
+        for trial_id in ids:
+            config = given[trial_id]
+            searcher.on_trial_complete(trial_id, {"val_acc": scores[config["cell"]["lam"], config["cell"]["beta"],
+                                                                   config["seed"]]})
+        assert (searcher.best("0.4").setting, searcher.best("0.4").score) == ({"lam": 0.25, "beta": 4.0},
+                                                                               pytest.approx(0.9338))
+        assert searcher.suggest("final")["cell"] == {"lam": 0.25, "beta": 4.0}
 
 
 def test_one_value_is_shown_without_a_spread() -> None:

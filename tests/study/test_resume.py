@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from study.cli import main
 from study.config import load_study_config
-from study.driver import StudyState, study_folder
+from study.driver import TRIALS, StudyState, study_folder
 from study.recovery import COPY
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -43,7 +43,7 @@ def tune_trials(experiment: Path) -> dict[int, dict]:
     trials = {}
     for trial_json, metadata_json in state["trial_data"]:
         trial, result = json.loads(trial_json), json.loads(metadata_json)["last_result"]
-        trials[BETAS.index(trial["evaluated_params"]["cell"]["beta"]) + 1] = {
+        trials[BETAS.index(trial["evaluated_params"]["cell/beta"]) + 1] = {
             "status": trial["status"], "iteration": result.get("training_iteration", 0),
             "checkpoint": Path(trial["relative_logdir"], result.get("checkpoint_dir_name", "none"))}
     return trials
@@ -108,7 +108,7 @@ def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path
                  f"train.epochs={EPOCHS}", "final.n_seeds=0", f"tracking_uri={uri}", f"storage={tmp_path / 'ray'}"]
     config = load_study_config(None, overrides)
     folder = study_folder(config)
-    experiment = folder / "search-0.4"
+    experiment = folder / TRIALS
     address = ray.get_runtime_context().gcs_address
     command = [sys.executable, "-m", "study", "run", *sum((["--set", o] for o in overrides), []), "--address", address]
     with (tmp_path / "driver.log").open("w") as out:

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from study.cli import IOERR, main
 from study.config import load_study_config
-from study.driver import StudyState, study_folder
+from study.driver import TRIALS, StudyState, study_folder
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 BETAS, EPOCHS = [5, 24, 2, 3], 6
@@ -46,7 +46,7 @@ class FullDisk:
                         while True:
                             filler.write(bytes(size))
             return
-        for trial in self.folder.glob("search-*/train_trial_*"):
+        for trial in self.folder.glob(f"{TRIALS}/train_trial_*"):
             newest = max((int(p.name.removeprefix("checkpoint_")) for p in trial.glob("checkpoint_*")), default=0)
             for index in range(newest + 1, newest + EPOCHS + 1):
                 (trial / f"checkpoint_{index:06d}").mkdir(exist_ok=True)
@@ -99,7 +99,7 @@ def test_full_disk_stops_the_study_in_one_line_and_resume_completes_it(disk: Ful
                                   env=driver_env)
     try:
         deadline = time.monotonic() + 240
-        while not list(folder.glob("search-0.4/train_trial_*_00001_*/checkpoint_*")):  # the second trial under way
+        while not list(folder.glob(f"{TRIALS}/train_trial_*_00002_*/checkpoint_*")):  # the second trial under way
             assert driver.poll() is None and time.monotonic() < deadline, "the driver ended or stalled first"
             time.sleep(0.05)
         disk.fill()
@@ -129,7 +129,7 @@ def test_full_disk_stops_the_study_in_one_line_and_resume_completes_it(disk: Ful
     assert len(client.search_runs([experiment_id], "tags.stage = 'search'")) == len(stopped)
 
     # Tune rewrites its saved state in place: a full disk can leave it cut short (as it did in one of our runs)
-    tune_state = max(folder.glob("search-0.4/experiment_state-*.json"))
+    tune_state = max(folder.glob(f"{TRIALS}/experiment_state-*.json"))
     tune_state.write_bytes(tune_state.read_bytes()[:len(tune_state.read_bytes()) // 2])
     disk.free()
     assert main(["resume", str(folder), "--address", address, "--no-report"]) == 0

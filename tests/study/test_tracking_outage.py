@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune.experiment import Trial
 
+from study.driver import TRIALS
 from study.cli import TEMPFAIL, main
 from study.tracking import MlflowTracker, metric_values
 
@@ -92,14 +93,19 @@ def server(tmp_path: Path):
         server.stop()
 
 
-def experiment(stage: str) -> str:
-    """The Tune experiment's folder of a stage: one per noise rate's search, one for the final retrains of all rates."""
-    return f"search-{RATE}" if stage == "search" else stage
+def results_of(folder: Path, stage: str) -> list[Path]:
+    """The result.json files of a stage's trials, in the study's one Tune experiment (a trial's stage: its
+    params.json, a final retrain's split)."""
+    def stage_of(trial: Path) -> str:
+        return "final" if json.loads((trial / "params.json").read_text()).get("split") == "final" else "search"
+
+    return [p for p in folder.glob(f"{TRIALS}/*/result.json")
+            if (p.parent / "params.json").is_file() and stage_of(p.parent) == stage]
 
 
 def recorded(folder: Path, stage: str) -> int:
     """Results Tune recorded for a stage's trials so far (one line each in their result.json)."""
-    return sum(len(p.read_text().splitlines()) for p in folder.glob(f"{experiment(stage)}/*/result.json"))
+    return sum(len(p.read_text().splitlines()) for p in results_of(folder, stage))
 
 
 def in_background(steps: Callable[[], None]) -> Callable[[], None]:
@@ -132,7 +138,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 240) -> None:
 def tune_record(folder: Path, stage: str) -> dict[str, list[dict]]:
     """Each trial's results as Tune wrote them (result.json), by trial id."""
     record = {}
-    for path in folder.glob(f"{experiment(stage)}/*/result.json"):
+    for path in results_of(folder, stage):
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         if lines:
             record[lines[0]["trial_id"]] = lines

@@ -4,7 +4,7 @@ each said in one line; a point that clipping makes a repeat of another is left o
 from __future__ import annotations
 
 import search_spaces
-from study.driver import _within
+from study.searcher import within as _within
 
 
 def test_points_outside_the_ranges_are_clipped_into_them_or_left_out() -> None:

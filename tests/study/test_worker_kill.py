@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from study.config import load_study_config
-from study.driver import run_study, study_folder
+from study.driver import TRIALS as EXPERIMENT, run_study, study_folder
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 TRIALS, EPOCHS, STEPS_PER_EPOCH = 3, 30, 9  # digits: 1150 training examples in batches of 128
@@ -63,7 +63,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint_and_loses_nothing(tmp_pa
         "name=killed", "checkpoint_every_s=0", "noise_rates=[0.4]", f"search.num_samples={TRIALS}",
         "search.max_concurrent=2", f"train.epochs={EPOCHS}", "final.n_seeds=0", f"tracking_uri={uri}",
         f"storage={tmp_path / 'ray'}"])
-    experiment = study_folder(config) / "search-0.4"
+    experiment = study_folder(config) / EXPERIMENT
     killed: dict = {}
     stop = threading.Event()
     killer = threading.Thread(target=kill_a_worker, args=(experiment, killed, stop), daemon=True)
