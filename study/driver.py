@@ -31,7 +31,7 @@ from study.console import Console, Echo
 from study.experiment import experiment_tags
 from study.retries import retrying_crashes_only
 from study.scheduler import PerLabelSet
-from study.searcher import FINAL, METRIC, SEARCH, Plan, StudySearcher, label_set_key, scored, stage_of, within
+from study.searcher import FINAL, METRIC, SEARCH, Plan, StudySearcher, choose, label_set_key, stage_of, within
 from study.stage_ends import Outcomes, StageEnds
 from study.label_sets import LabelSet, label_sets, noise_kinds
 from study.tracking import PARENT_TAG, TRIAL_TAG, ByLabelSet, MlflowTracker, client_for
@@ -525,12 +525,11 @@ def _stage_ended(config: StudyConfig, state: StudyState, label_set: LabelSet, st
     client = client_for(state.tracking_uri)
     now = int(time.time() * 1000)  # one time for every try: a repeated try of a batch that was written adds nothing
     if stage == SEARCH:
-        ranking = choice.rank(filter(None, (scored(*outcome) for outcome in outcomes)))
-        if not ranking and running:
+        best = choose(outcomes)
+        if best is None and running:
             return
-        if not ranking:
+        if best is None:
             raise RuntimeError(f"{label_set.name()}: no search trial reported val_acc")
-        best = ranking[0]
         rs.best, rs.best_val_acc, rs.trials = best.setting, best.score, len(outcomes)
         params = [Param(f"best.{k}", str(v)) for k, v in best.setting.items()]
         metrics = [Metric("best_val_acc", best.score, now, 0), Metric("trials", rs.trials, now, 0)]

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -94,6 +94,13 @@ def scored(config: Mapping[str, Any], metrics: Mapping[str, Any] | None, errored
     if errored or value is None or not math.isfinite(value):
         return None
     return setting_of(config), float(value)
+
+
+def choose(outcomes: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None, bool]]) -> choice.Ranked | None:
+    """The best setting of a search's outcomes (each trial's config, last result, whether it failed) by the rule of
+    `study.choice`, counting what `scored` counts; None where no trial scored."""
+    ranking = choice.rank(filter(None, (scored(*outcome) for outcome in outcomes)))
+    return ranking[0] if ranking else None
 
 
 class StudySearcher(Searcher):

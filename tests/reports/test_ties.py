@@ -5,7 +5,6 @@ trials; figures of many label sets fit the HTML page. From stores logged as the 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib.image
 import pandas as pd
@@ -17,7 +16,7 @@ from reports._figures import make_figures
 from reports._plot import best_trial
 from reports._tables import (emphasis_mode_table, grid_cells_table, search_trials_table, summary_table,
                              validation_choice_table)
-from study.driver import _best_setting
+from study.searcher import choose
 from tests.reports.stores import log_run
 
 # Search trials at noise 0.2 in the order they start: three settings tie at the best, the rule's pick starts last.
@@ -32,7 +31,7 @@ def _log_study(tmp: Path, name: str, trials: dict[float, list[tuple[float, float
                epochs: int = 0) -> str:
     """A store holding a finished free DM search logged as the driver logs it: per noise rate its `trials`
     (λ, β, val_acc; val_acc_clean the same; each with `epochs` evaluations of the per-epoch metrics the figures
-    draw), the setting `_best_setting` chooses from them and `finals` retrains."""
+    draw), the setting the driver chooses from them (`choose`) and `finals` retrains."""
     uri = f"sqlite:///{tmp}/mlflow.db"
     client = MlflowClient(uri)
     experiment = client.create_experiment(name, artifact_location=str(tmp / "artifacts"))
@@ -44,9 +43,8 @@ def _log_study(tmp: Path, name: str, trials: dict[float, list[tuple[float, float
     for rate, runs in trials.items():
         tags = {**common, "noise_rate": f"{rate:g}", "label_set": f"{rate:g}", "mlflow.parentRunId": study}
         rate_run = client.create_run(experiment, tags={**tags, "stage": "noise_rate"}).info.run_id
-        results = [SimpleNamespace(config={"lam": lam, "beta": beta}, metrics={"val_acc": val})
-                   for lam, beta, val in runs]
-        best, best_val = _best_setting(results)
+        chosen = choose(({"lam": lam, "beta": beta}, {"val_acc": val}, False) for lam, beta, val in runs)
+        best, best_val = chosen.setting, chosen.score
         for key, value in best.items():
             client.log_param(rate_run, f"best.{key}", str(value))
         client.log_metric(rate_run, "best_val_acc", best_val)
