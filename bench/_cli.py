@@ -9,12 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-import ray
 import torch
 
 from bench._markdown import render
 from bench._record import command_line, read_records, run_benchmark, write_record
-from bench._registry import Context, get_benchmark, list_benchmarks
+from bench._registry import BENCHMARKS, Context, get_benchmark, list_benchmarks
 from trainers.errors import ConfigError, DataError
 
 
@@ -22,14 +21,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
+    def format_help(self) -> str:  # the listing imports every benchmark's module: only for --help
+        found = map(get_benchmark, list_benchmarks())
+        listing = "\n".join(f"  {b.name:20} {b.title}; target: {b.target}" for b in found)
+        self.epilog = f"benchmarks (without names: the numbered figures):\n{listing}"
+        return super().format_help()
+
 
 def _parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {n:20} {get_benchmark(n).title}; target: {get_benchmark(n).target}"
-                        for n in list_benchmarks())
     p = _Parser(prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="Measure the figures of issue 8 (each a ratio of things run side by side) and write "
-                            "<out>/<name>.json for each and a Markdown report of every record in <out>.",
-                epilog=f"benchmarks (without names: the numbered figures):\n{listing}")
+                            "<out>/<name>.json for each and a Markdown report of every record in <out>.")
     p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: every figure)")
     p.add_argument("--quick", action="store_true", help="tiny sizes that check the code paths in seconds")
     p.add_argument("--out", default="bench_results", help="folder of the JSON records (default: ./bench_results)")
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    started_ray = not ray.is_initialized()
+    ray_before = _ray_initialized()
     try:
         for name in names:
             print(f"bench {name}{' (quick)' if args.quick else ''}", flush=True)
@@ -93,10 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
-        if started_ray and ray.is_initialized():
-            ray.shutdown()
+        if _ray_initialized() and not ray_before:
+            sys.modules["ray"].shutdown()
     markdown = Path(args.markdown) if args.markdown else out / "BENCHMARKS.md"
     markdown.parent.mkdir(parents=True, exist_ok=True)
-    markdown.write_text(render(read_records(out, list_benchmarks()), out))
+    markdown.write_text(render(read_records(out, BENCHMARKS.names()), out))
     print(f"report: {markdown}")
     return 0
+
+
+def _ray_initialized() -> bool:
+    """Whether a benchmark has imported ray and started it (ray is imported only by those that need it)."""
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()

@@ -11,12 +11,12 @@ import platform
 import shlex
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
-from bench._registry import Benchmark, Context
-from study.driver import _git_commit  # the one place that asks git which commit this code is
+from bench._registry import Benchmark, Context, figure_order
+from study.provenance import git_commit
 
 PACKAGES = ("torch", "torchvision", "ray", "optuna", "mlflow", "numpy")
 REQUIRED = ("name", "title", "figure", "target", "measured", "met", "machine", "versions", "command", "date")
@@ -42,7 +42,7 @@ def versions() -> dict[str, str]:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             found[package] = "not installed"
-    return found | {"git_commit": _git_commit()}
+    return found | {"git_commit": git_commit()}
 
 
 def run_benchmark(benchmark: Benchmark, context: Context, command: str) -> dict[str, Any]:
@@ -67,9 +67,10 @@ def write_record(record: dict[str, Any], out: Path) -> Path:
     return path
 
 
-def read_records(out: Path, names: list[str]) -> list[dict[str, Any]]:
-    """The records of the benchmarks `names` found in `out`, in that order."""
-    return [json.loads((out / f"{name}.json").read_text()) for name in names if (out / f"{name}.json").is_file()]
+def read_records(out: Path, names: Iterable[str]) -> list[dict[str, Any]]:
+    """The records of the benchmarks `names` found in `out`, in figure order (see figure_order)."""
+    records = [json.loads((out / f"{name}.json").read_text()) for name in names if (out / f"{name}.json").is_file()]
+    return sorted(records, key=lambda r: figure_order(r["figure"], r["name"]))
 
 
 def command_line(argv: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -55,7 +56,10 @@ class Benchmark:
     run: Callable[[Context], Result]
 
 
-BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+# The benchmarks, figures 1–7 then the extras: bench.<name> registers <name> when a look-up first imports it.
+MODULES = ("weighting_overhead", "data_pipeline", "gpu_throughput", "trial_packing", "study_overhead",
+           "search_efficiency", "mlflow_cost", "evaluation_cost", "gradsim_accuracy", "probe_accuracy", "gpu_check")
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", MODULES)
 
 
 def register_benchmark(name: str, *, title: str, figure: int | None,
@@ -70,11 +74,20 @@ def register_benchmark(name: str, *, title: str, figure: int | None,
 
 
 def list_benchmarks(*, figures_only: bool = False) -> list[str]:
-    """The registered benchmarks' names in figure order (the extras last, by name)."""
-    names = [n for n in BENCHMARKS.names() if not figures_only or BENCHMARKS[n].figure is not None]
-    return sorted(names, key=lambda n: (BENCHMARKS[n].figure is None, BENCHMARKS[n].figure or 0, n))
+    """The benchmarks' names in figure order, the extras last by name (imports every benchmark's module)."""
+    found = [get_benchmark(n) for n in BENCHMARKS.names()]
+    return [b.name for b in sorted(found, key=lambda b: figure_order(b.figure, b.name))
+            if not figures_only or b.figure is not None]
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark registered as `name` (a ConfigError naming the known ones otherwise)."""
+    """The benchmark registered as `name`, its module bench.<name> imported at the first look-up (a ConfigError naming
+    the known ones for an unknown name)."""
+    if name in MODULES:
+        importlib.import_module(f"bench.{name}")
     return BENCHMARKS[name]
+
+
+def figure_order(figure: int | None, name: str) -> tuple[bool, int, str]:
+    """The sort key of a benchmark in lists and the report: figures by number, then the extras by name."""
+    return figure is None, figure or 0, name

@@ -3,24 +3,22 @@ path, from a CIFAR-10 subset of at most 64 MiB (an .npz of uint8 images that tra
 
 Parts, each with its time budget on an H100 (ResNet-56 runs at about 30k images/s there): ResNet-56 images/s for one
 trial, bf16 autocast and channels-last, eager and compiled (gpu_throughput's measurement, ~2.5 min with compiling);
-1 and 4 trials packed on the GPU through Ray (trial_packing's, ~1 min); each weighting method's step time against
-CCE's on ResNet-56 (weighting_overhead's, ~1 min); CCE against DM at 40% symmetric noise, ResNet-20, their steps taken
-in turn for two minutes, then each one's test accuracy. Without a GPU, or with --quick, each part runs on the CPU at
-tiny sizes (seconds each) on a slice of the subset: a check of the code paths, not a figure.
+1 and 4 trials packed on the GPU, one process each (trial_packing's measurement without Ray, ~1 min); each weighting
+method's step time against CCE's on ResNet-56 (weighting_overhead's, ~1 min); CCE against DM at 40% symmetric noise,
+ResNet-20, their steps taken in turn for two minutes, then each one's test accuracy. Without a GPU, or with --quick,
+each part runs on the CPU at tiny sizes (seconds each) on a slice of the subset: a check of the code paths, not a
+figure. It needs torch, torchvision and numpy only: `python -m bench gpu_check` imports nothing of ray, optuna or
+mlflow, which the device machine lacks.
 
 The subset is built from --data-root's cifar-10-batches-py where --subset names no file yet, and read where it does;
-so one command here builds it and checks the code, and the device machine only reads it. With the `run` tool:
+so one command here builds it and checks the code, and the device machine only reads it. With the `run` tool, which
+copies the working tree (tracked and untracked files, not the git-ignored ones that `carry` does not name):
 
     python -m bench gpu_check --quick --subset .gpu/cifar10_subset.npz --out /tmp/gpu_quick   # here: builds it, 53 MiB
-    # .gpu/ is git-ignored, so it travels only when `carry` names it
-    run(command="PYTHONUNBUFFERED=1 python3 -m bench gpu_check --subset .gpu/cifar10_subset.npz --out $OUT/gpu",
+    run(command="PYTHONUNBUFFERED=1 python3 -m bench gpu_check --subset .gpu/cifar10_subset.npz --out $OUT/bench",
         carry=[".gpu"], timeout_s=570)
-    cp <files_at>/gpu/gpu_check.json docs/benchmarks/ && \\
+    cp <files_at>/bench/gpu_check.json docs/benchmarks/ && \\
         python -m bench --report-only --out docs/benchmarks --markdown docs/BENCHMARKS.md
-
-Not ready yet: the device machine's image holds torch and numpy but not ray, optuna or mlflow, which `python -m bench`
-imports (bench/_cli.py, bench/_record.py via study.driver, every registered module), and ray's wheel alone (78 MB for
-CPython 3.12) is over the 64 MiB that travels; the check runs there once those imports are needed only where used.
 """
 
 from __future__ import annotations
@@ -32,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import gpu_throughput, trial_packing
+from bench import _packing, gpu_throughput
+from bench._packing import aggregate, pack_processes
 from bench._protocol import thesis_protocol
 from bench._registry import NO_GPU, Context, Result, Table, register_benchmark
 from bench.weighting_overhead import METHODS, _median_step_ms
-from study.driver import connect
 from trainers import Dataset, TrainConfig, Trainer, list_losses, load_dataset
 from trainers.datasets import _open, default_data_root
 
@@ -50,7 +48,7 @@ class Sizes:
     """Each part's size: the throughput's and packing's settings, the weighting and noise runs' models and lengths."""
 
     throughput: gpu_throughput.Sizes
-    packing: trial_packing.Sizes
+    packing: _packing.Sizes
     weighting_model: str
     weighting_steps: int
     weighting_warmup: int
@@ -63,11 +61,11 @@ class Sizes:
 VARIANTS = tuple(v for v in gpu_throughput.VARIANTS if v.bf16 and v.compile_mode != "reduce-overhead")
 GPU = Sizes(gpu_throughput.Sizes("resnet56", "", batches=(512,), steps=50, rounds=3, compile_backend="inductor",
                                  warmup_epoch=True, augment=True),
-            trial_packing.Sizes("resnet56", "", counts=(1, 4), warmup=30, steps=200, augment=True),
+            _packing.Sizes("resnet56", "", counts=(1, 4), warmup=30, steps=200, augment=True),
             "resnet56", 100, 10, "resnet20", 120.0, None)
 CHECK = Sizes(gpu_throughput.Sizes("resnet20", "", batches=(16,), steps=2, rounds=1, compile_backend="eager",
                                    warmup_epoch=False, augment=True),
-              trial_packing.Sizes("lenet", "", counts=(1, 4), warmup=1, steps=3, augment=True),
+              _packing.Sizes("lenet", "", counts=(1, 4), warmup=1, steps=3, augment=True),
               "lenet", 3, 1, "lenet", 2.0, 256)
 
 
@@ -92,15 +90,12 @@ def gpu_check(context: Context) -> Result:
     ratios |= {f"{r[1]} ÷ {rows[0][1]}": r[3] for r in rows[1:] if isinstance(r[3], float)}
     walls["throughput"] = time.perf_counter() - start
 
-    context.echo("  part 2: packed trials")
-    packing = trial_packing.Sizes(**{**vars(sizes.packing), "dataset": dataset})
-    connect(None)
-    packed = []
-    for n in packing.counts:
-        spans = trial_packing._pack(n, packing, gpu, None)
-        packed.append((n, sum(i for _, _, i in spans) / (max(e for _, e, _ in spans) - min(s for s, _, _ in spans))))
+    context.echo("  part 2: packed trials, one process each")
+    packing = _packing.Sizes(**{**vars(sizes.packing), "dataset": dataset})
+    config = packing.config(gpu, None)
+    packed = [(n, aggregate(pack_processes(n, config, packing.warmup, packing.steps))) for n in packing.counts]
     packed = [(n, rate, rate / packed[0][1]) for n, rate in packed]
-    tables.append(Table(f"Packed trials, {packing.model}, 1/n of the {device.type} each",
+    tables.append(Table(f"Packed trials, {packing.model}, one process each on the {device.type}",
                         ("trials", "aggregate images/s", "× one trial"), packed))
     ratios |= {f"{n} packed trials ÷ 1": x for n, _, x in packed[1:]}
     walls["packing"] = time.perf_counter() - start - sum(walls.values())
@@ -140,7 +135,8 @@ def gpu_check(context: Context) -> Result:
 _THROUGHPUT_HEADER = ("batch", "variant", "images/s", "× eager", "share of bf16 peak", "GFLOP per image")
 NOTES = (
     "On the CIFAR-10 subset ({slice}): (1) gpu_throughput's measurement of {tp_model}, batch {tp_batch}, bf16 autocast "
-    "and channels-last, eager and torch.compile; (2) trial_packing's, {pk_counts} trials of {pk_model}; (3) "
+    "and channels-last, eager and torch.compile; (2) trial_packing's measurement without Ray: {pk_counts} trials of "
+    "{pk_model} at once, a spawned process (one torch thread) each on the same device, timed from one barrier; (3) "
     "weighting_overhead's, each method's median step time on {w_model} against CCE's ({w_steps} steps); (4) CCE and DM "
     "on {n_model} at 40% symmetric noise (gradient similarity's protocol, all training images), their steps in turn "
     "for {n_budget:g} s together, then each one's accuracy on the subset's test images."

@@ -4,32 +4,18 @@ fractional resources."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import ray
 import torch
 
+from bench._packing import Sizes, Span, aggregate, timed_steps
 from bench._registry import NO_GPU, Context, Result, Table, register_benchmark
-from bench._timing import synchronize
 from study.driver import connect
 from trainables import TRAIN_KEY, cached_dataset, train_config
-from trainers import TrainConfig, Trainer
+from trainers import Trainer
 
 TARGET_IMAGES_S = 100_000  # aggregate, ResNet-56 on one H100
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """What each trial trains, how many trials share the device, and the untimed and timed steps of each."""
-
-    model: str
-    dataset: str
-    counts: tuple[int, ...]
-    warmup: int
-    steps: int
-    augment: bool | None = None  # None: the data set's own (crop and flip for CIFAR-10; own data: none)
-
 
 GPU = Sizes("resnet56", "cifar10", counts=(1, 2, 4, 8), warmup=50, steps=300)
 CHECK = Sizes("mlp", "digits", counts=(1, 2), warmup=1, steps=3)
@@ -56,21 +42,17 @@ class _Barrier:
         return self.arrived >= self.n
 
 
-def _trial(config: dict[str, Any], warmup: int, steps: int, barrier: Any) -> tuple[float, float, int]:
-    """One packed trial: (start, end) of its timed steps in seconds since the epoch, and the images trained."""
+def _trial(config: dict[str, Any], warmup: int, steps: int, barrier: Any) -> Span:
+    """One packed trial (a Ray task): its timed span and images."""
     train = train_config({TRAIN_KEY: config})
-    trainer = Trainer(train, cached_dataset(train.dataset, train.data_root))
-    for _ in range(warmup):
-        trainer._train_step()
-    synchronize(trainer.device)
+    return timed_steps(Trainer(train, cached_dataset(train.dataset, train.data_root)), warmup, steps,
+                       lambda: _wait(barrier))
+
+
+def _wait(barrier: Any) -> None:
     ray.get(barrier.arrive.remote())
     while not ray.get(barrier.all_arrived.remote()):
         time.sleep(0.005)
-    start = time.time()
-    for _ in range(steps):
-        trainer._train_step()
-    synchronize(trainer.device)
-    return start, time.time(), steps * train.batch_size
 
 
 @register_benchmark("trial_packing", title="Trial packing", figure=4,
@@ -84,10 +66,8 @@ def trial_packing(context: Context) -> Result:
     for n in sizes.counts:
         context.echo(f"  {n} trial(s) of {sizes.model}/{sizes.dataset} sharing the {'GPU' if gpu else 'CPU'}")
         spans = _pack(n, sizes, gpu, context.data_root)
-        start, end = min(s for s, _, _ in spans), max(e for _, e, _ in spans)
-        aggregate = sum(i for _, _, i in spans) / (end - start)
         per_trial = [i / (e - s) for s, e, i in spans]
-        rows.append((n, aggregate, min(per_trial), max(per_trial)))
+        rows.append((n, aggregate(spans), min(per_trial), max(per_trial)))
     rows = [(*r, r[1] / rows[0][1]) for r in rows]
     header = ("trials", "aggregate images/s", "slowest trial images/s", "fastest trial images/s", "× one trial")
     if not gpu:
@@ -103,10 +83,9 @@ def trial_packing(context: Context) -> Result:
                   NOTES.format(**vars(sizes)))
 
 
-def _pack(n: int, sizes: Sizes, gpu: bool, data_root: str | None) -> list[tuple[float, float, int]]:
-    """Run n trials at once, each with 1/n of the GPU (or of a CPU); their timed spans and images."""
-    config = TrainConfig(dataset=sizes.dataset, data_root=data_root, model=sizes.model, split="final", epochs=None,
-                         iterations=10**9, device="cuda" if gpu else "cpu", bf16=gpu, augment=sizes.augment).to_dict()
+def _pack(n: int, sizes: Sizes, gpu: bool, data_root: str | None) -> list[Span]:
+    """Run n trials at once as Ray tasks, each with 1/n of the GPU (or of a CPU); their timed spans and images."""
+    config = sizes.config(gpu, data_root).to_dict()
     barrier = _Barrier.remote(n)
     task = ray.remote(_trial).options(num_cpus=1 if gpu else 1 / n, num_gpus=1 / n if gpu else 0)
     try:

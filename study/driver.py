@@ -8,7 +8,6 @@ import logging
 import math
 import os
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import search_spaces
 from study import choice
 from study.config import StudyConfig, study_config_from_dict
 from study.outage import DEFAULT_PATIENCE_S, Outage, check_answers
+from study.provenance import git_commit
 from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, ended_trials, fit,
                             repair_checkpoints, restore_state_copy)
 from study.console import Console, Echo
@@ -316,7 +316,7 @@ def _new_state(config: StudyConfig, outage: Outage) -> StudyState:
     outage.patiently(describe)
     tags = {"mlflow.runName": f"study {config.name}", "stage": "study", "config_hash": config.config_hash(),
             "method": config.method, "dataset": config.train.dataset, "noise": ",".join(noise_kinds(config.noise)),
-            "git_commit": _git_commit()}
+            "git_commit": git_commit()}
     run_id = outage.patiently(lambda: client.create_run(experiment_id, tags=tags).info.run_id)
     outage.patiently(lambda: client.log_dict(run_id, config.to_dict(), "study_config.json"))
     return StudyState(config.to_dict(), uri, experiment_id, run_id)
@@ -340,7 +340,7 @@ def _rate_run(state: StudyState, config: StudyConfig, label_set: LabelSet, outag
 def _common_tags(config: StudyConfig, label_set: LabelSet) -> dict[str, str]:
     return {"method": config.method, "dataset": config.train.dataset, "noise": label_set.noise,
             "noise_rate": f"{label_set.rate:g}", "label_set": label_set.key, "config_hash": config.config_hash(),
-            "git_commit": _git_commit()}
+            "git_commit": git_commit()}
 
 
 def _base(config: StudyConfig, label_set: LabelSet, split: str) -> dict[str, Any]:
@@ -607,12 +607,3 @@ def _std(values: list[float]) -> float:
 
 def _fmt(setting: dict[str, Any]) -> str:
     return choice.fmt_setting(setting) or "(defaults)"
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"

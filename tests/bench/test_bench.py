@@ -1,6 +1,7 @@
 """The benchmark suite: every benchmark in --quick mode writes a well-formed record and its Markdown section (no timing
-is asserted: these machines are shared); the timing helpers and the search lattice against independent computations;
-bad input refused in one line."""
+is asserted: these machines are shared), gpu_check's in a process that cannot import ray, optuna or mlflow (as on
+the device machine); the timing helpers and the search lattice against independent computations; bad input refused
+in one line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import datetime
 import importlib.metadata
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +44,49 @@ def tiny_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+QUICK = ["--quick", "--threads", "1"]
+ABSENT_ON_THE_DEVICE = ("ray", "optuna", "mlflow")  # the lent GPU machine has torch, torchvision and numpy only
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory, fashion_root: Path, tiny_subset: Path, ray_session) -> Path:
-    """Every registered benchmark run once with --quick, one torch thread (gpu_check on the tiny subset); the folder
-    of its records."""
-    out = tmp_path_factory.mktemp("bench")
+def device_like_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of a Python that cannot import ray, optuna or mlflow, as on the device machine: packages of
+    those names that raise ModuleNotFoundError, first on PYTHONPATH (before this repository)."""
+    blocked = tmp_path_factory.mktemp("blocked")
+    for name in ABSENT_ON_THE_DEVICE:
+        (blocked / name).mkdir()
+        (blocked / name / "__init__.py").write_text(f"raise ModuleNotFoundError('blocked', name={name!r})\n")
+    path = [str(blocked), str(Path(bench.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+
+
+@pytest.fixture(scope="module")
+def quick_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the --quick records."""
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.fixture(scope="module")
+def gpu_check_run(quick_out: Path, tiny_subset: Path, device_like_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python -m bench gpu_check` with --quick and one torch thread on the tiny subset, as on the device machine:
+    in a process that cannot import ray, optuna or mlflow."""
+    command = [sys.executable, "-m", "bench", *QUICK, "--out", str(quick_out), "--subset", str(tiny_subset),
+               "gpu_check"]
+    return subprocess.run(command, env=device_like_env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_out: Path, gpu_check_run: subprocess.CompletedProcess, fashion_root: Path, ray_session) -> Path:
+    """Every registered benchmark run once with --quick and one torch thread (gpu_check in gpu_check_run, the others
+    here); the folder of its records."""
     threads = torch.get_num_threads()
     try:
-        code = main(["--quick", "--threads", "1", "--out", str(out), "--data-root", str(fashion_root),
-                     "--subset", str(tiny_subset), *list_benchmarks()])
+        code = main([*QUICK, "--out", str(quick_out), "--data-root", str(fashion_root),
+                     *(name for name in list_benchmarks() if name != "gpu_check")])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
-    return out
+    return quick_out
 
 
 def record(out: Path, name: str) -> dict:
@@ -128,6 +162,18 @@ def test_gpu_figures_check_their_code_paths_on_the_cpu(quick_run: Path) -> None:
     assert all(f["steps_run"] == 3 for f in flags.values())  # one untimed step, one block of two
     packing = record(quick_run, "trial_packing")["details"]["cpu_check"]
     assert [row[0] for row in packing] == [1, 2] and all(row[1] > 0 for row in packing)
+
+
+def test_gpu_check_runs_where_ray_optuna_and_mlflow_cannot_be_imported(
+        gpu_check_run: subprocess.CompletedProcess, device_like_env: dict[str, str], quick_out: Path) -> None:
+    for name in ABSENT_ON_THE_DEVICE:
+        tried = subprocess.run([sys.executable, "-c", f"import {name}"], env=device_like_env, capture_output=True,
+                               text=True)
+        assert tried.returncode == 1 and "ModuleNotFoundError: blocked" in tried.stderr
+    assert gpu_check_run.returncode == 0, gpu_check_run.stderr
+    parts = [line.strip().split(":")[0] for line in gpu_check_run.stdout.splitlines() if "part " in line]
+    assert parts == ["part 1", "part 2", "part 3", "part 4"]
+    assert record(quick_out, "gpu_check")["measured"] == NO_GPU
 
 
 def test_gpu_check_ran_every_part_on_the_cpu_and_recorded_it(quick_run: Path, tiny_subset: Path) -> None:
