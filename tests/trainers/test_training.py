@@ -101,6 +101,22 @@ def test_iterations_and_eval_every(digits: trainers.Dataset) -> None:
     assert [m["step"] for m in history] == [6, 12, 18, 20]
 
 
+@pytest.mark.parametrize("model", ["lenet", "resnet20"])
+def test_predict_gives_the_same_logits_in_any_chunks_and_memory_format(digits: trainers.Dataset, model: str) -> None:
+    """The evaluation's inference path (chunks of eval_batch, channels-last inputs, inference mode) changes the logits
+    by float rounding at most: the accuracies are those of one plain forward pass."""
+    trainer = Trainer(TrainConfig(model=model, epochs=None, iterations=3, eval_every=3), digits)
+    list(trainer)
+    x = trainer.test[0]
+    with torch.no_grad():
+        plain = trainer.model.eval()(x)
+    for chunk, memory_format in ((7, torch.channels_last), (1024, torch.contiguous_format)):
+        trainer.eval_batch, trainer.eval_format = chunk, memory_format
+        logits = trainer.predict(x)
+        torch.testing.assert_close(logits, plain, rtol=1e-5, atol=1e-5)
+        assert torch.equal(logits.argmax(1), plain.argmax(1))
+
+
 def test_bf16_autocast_and_adam_run_on_the_cpu(digits: trainers.Dataset) -> None:
     final = train(TrainConfig(bf16=True, optimizer="adam", lr=1e-3, epochs=3, method="dm",
                               method_params={"lam": 0.5, "beta": 4.0}), data=digits)
