@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 Echo = Callable[[str], None]
 _CHATTY = ("ray", "mlflow")  # loggers with routine INFO lines: Ray started, Tune's state written, MLflow's tables made
+# loggers whose warnings are routine in a study: a trial that a killed driver had just started has no results yet
+_QUIET = ("ray.tune.analysis.experiment_analysis",)
 _BAR = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} trials [{elapsed}<{remaining}]"
 
 
@@ -23,10 +25,10 @@ class Console:
     """The console of one run of a study with `total` trials (search trials and final retrains of every label set),
     `done` of them before it starts.
 
-    Used as a context: inside, Ray's, MLflow's and Optuna's loggers say warnings and errors only, unless `verbose`
-    (which also shows Tune's status tables). From the first stage on, a progress bar on stderr counts the trials
-    done, with the time elapsed and left, where `bar`; else a line at each stage's end says as much. Lines go through
-    `echo`, above the bar.
+    Used as a context: inside, Ray's, MLflow's and Optuna's loggers say warnings and errors only (Tune's routine
+    warning of a trial without results, errors only), unless `verbose` (which also shows Tune's status tables). From
+    the first stage on, a progress bar on stderr counts the trials done, with the time elapsed and left, where `bar`;
+    else `progress` and each stage's end say as much in a line. Lines go through `echo`, above the bar.
     """
 
     def __init__(self, total: int, done: int, echo: Echo = print, *, bar: bool = False, verbose: bool = False) -> None:
@@ -39,9 +41,10 @@ class Console:
 
     def __enter__(self) -> Console:
         if not self.verbose:
-            for logger in map(logging.getLogger, _CHATTY):
-                self._exit.callback(logger.setLevel, logger.level)
-                logger.setLevel(logging.WARNING)
+            for names, level in ((_CHATTY, logging.WARNING), (_QUIET, logging.ERROR)):
+                for logger in map(logging.getLogger, names):
+                    self._exit.callback(logger.setLevel, logger.level)
+                    logger.setLevel(level)
             self._exit.callback(optuna.logging.set_verbosity, optuna.logging.get_verbosity())
             optuna.logging.set_verbosity(optuna.logging.WARNING)
         return self

@@ -19,6 +19,7 @@ from ray import tune
 from ray._private import ray_constants
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
 
 import search_spaces
 from study import choice
@@ -434,7 +435,8 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
     label set's run; a label set's best setting and final scores are written as its stages end."""
     s, sets = config.search, config.label_sets
     several = len(noise_kinds(config.noise)) > 1
-    searcher = StudySearcher(_plans(config, console), s.max_concurrent, console.echo)
+    new = not tune.Tuner.can_restore(str(folder / TRIALS))  # a restored Tuner keeps its own searcher and plans
+    searcher = StudySearcher(_plans(config, console.echo if new else lambda line: None), console.echo)
     scheduler = None
     if s.asha is not None:
         evaluations = _evaluations(config)
@@ -446,7 +448,9 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
                                  reduction_factor=asha.reduction_factor)
 
         scheduler = PerLabelSet(make, [ls.key for ls in sets], several)
-    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=_trial_count(config),
+    # the limiter also sets how many trials Tune starts at once (with a bare searcher: one after another)
+    limited = ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent or trial_slots(config))
+    tune_config = tune.TuneConfig(search_alg=limited, scheduler=scheduler, num_samples=_trial_count(config),
                                   reuse_actors=True, trial_dirname_creator=trial_folder)
     label = len(sets) > 1
     trackers = {(ls.key, stage): MlflowTracker(state.tracking_uri, state.experiment_id, state.rates[ls.key].run_id,
@@ -479,6 +483,15 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
             _stage_ended(config, state, ls, stage, outcomes, folder, outage, console, running=False)
 
 
+def trial_slots(config: StudyConfig) -> int:
+    """How many of the study's trials the Ray cluster it is connected to can run at once: its CPUs ÷ cpus_per_trial,
+    its GPUs ÷ gpus_per_trial (the fewer; at least 1)."""
+    cluster, r = ray.cluster_resources(), config.resources
+    slots = [math.floor(cluster.get(name, 0) / need + 1e-9) for name, need in (("CPU", r.cpus_per_trial),
+                                                                              ("GPU", r.gpus_per_trial)) if need > 0]
+    return max(1, min(slots, default=1))
+
+
 def trial_folder(trial: Trial) -> str:
     """A trial's folder in the study's Tune experiment: train_trial_<id>_<n>_<stage>-<noise>-<rate>, n counting the
     trials from 1 in the order the searcher handed them out."""
@@ -488,8 +501,9 @@ def trial_folder(trial: Trial) -> str:
             f"{config['noise_rate']:g}")
 
 
-def _plans(config: StudyConfig, console: Console) -> list[Plan]:
-    """What the study does for each label set (see `StudySearcher`): its search, warm starts and retrains."""
+def _plans(config: StudyConfig, echo: Echo) -> list[Plan]:
+    """What the study does for each label set (see `StudySearcher`): its search, warm starts and retrains; `echo`
+    says each warm-start point clipped into the ranges."""
     s = config.search
     keys = [ls.key for ls in config.label_sets]
     names = _warm_names(config) if s.warm_start else []
@@ -507,7 +521,7 @@ def _plans(config: StudyConfig, console: Console) -> list[Plan]:
                                                   batch_size=config.train.batch_size)
             plan.points = within(plan.space, [search_spaces.as_point(p, s.parametrization)
                                               for p in _warm_points(config, ls, names)],
-                                 lambda line, ls=ls: console.echo(f"{ls.name()}: {line}"))
+                                 lambda line, ls=ls: echo(f"{ls.name()}: {line}"))
             plan.warm_names, plan.neighbour = names, keys[index - 1] if index else None
         plans.append(plan)
     return plans

@@ -104,14 +104,13 @@ def choose(outcomes: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None,
 
 
 class StudySearcher(Searcher):
-    """Hands out the trials of every label set's `plans` (see the module); at most `max_concurrent` under way (None:
-    as many as the cluster runs). `several`: the study has several noise kinds. `echo` says a warm start's line (a
-    restored searcher has none)."""
+    """Hands out the trials of every label set's `plans` (see the module), as many as asked for: bound the trials
+    under way with Tune's ConcurrencyLimiter, which also lets Tune start them at once. `echo` says a warm start's line
+    (a restored searcher has none)."""
 
-    def __init__(self, plans: Sequence[Plan], max_concurrent: int | None = None, echo: Echo | None = None) -> None:
+    def __init__(self, plans: Sequence[Plan], echo: Echo | None = None) -> None:
         super().__init__()  # no metric for Tune to demand: final retrains report no val_acc (METRIC is the score)
         self.plans = {plan.key: plan for plan in plans}
-        self.max_concurrent = max_concurrent
         self.echo = echo
         self._studies: dict[str, optuna.Study] = {}
         for plan in plans:
@@ -135,8 +134,6 @@ class StudySearcher(Searcher):
         return ranking[0] if ranking else None
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self.max_concurrent is not None and len(self._live) >= self.max_concurrent:
-            return None
         plan = self._retraining() or self._searching()
         if plan is None:
             return Searcher.FINISHED if all(self._handed_out(key) for key in self.plans) else None

@@ -33,7 +33,9 @@ def test_routine_lines_are_silenced_inside_unless_verbose() -> None:
     with Console(1, 0):
         assert optuna.logging.get_verbosity() == optuna.logging.WARNING
         assert logging.getLogger("ray").level == logging.getLogger("mlflow").level == logging.WARNING
+        assert logging.getLogger("ray.tune.analysis.experiment_analysis").getEffectiveLevel() == logging.ERROR
     assert (optuna.logging.get_verbosity(), logging.getLogger("ray").level, logging.getLogger("mlflow").level) == before
+    assert logging.getLogger("ray.tune.analysis.experiment_analysis").level == logging.NOTSET
     with Console(1, 0, verbose=True):
         assert optuna.logging.get_verbosity() == before[0]
 

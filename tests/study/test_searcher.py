@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 import search_spaces
 from study.label_sets import LabelSet
@@ -36,7 +36,7 @@ def score(config: dict) -> float:
 
 
 def test_every_label_set_is_searched_at_once_and_retrained_as_soon_as_its_search_ends() -> None:
-    searcher = StudySearcher(plans(), max_concurrent=6)
+    searcher = ConcurrencyLimiter(StudySearcher(plans()), max_concurrent=6)  # as the driver bounds it
     given = {f"t{i}": searcher.suggest(f"t{i}") for i in range(6)}
     assert searcher.suggest("t6") is None  # six under way: the limit
     assert sorted(c["noise_rate"] for c in given.values()) == [0.2, 0.2, 0.4, 0.4, 0.6, 0.6]
@@ -50,7 +50,7 @@ def test_every_label_set_is_searched_at_once_and_retrained_as_soon_as_its_search
     assert [c["noise_rate"] for c in more.values()] == [0.2, 0.2]
     for trial_id, config in more.items():
         searcher.on_trial_complete(trial_id, {"val_acc": score(config)})
-    best = searcher.best("0.2")
+    best = searcher.searcher.best("0.2")
     assert best.score == max(score(c) for c in [given["t0"], given["t3"], *more.values()])
     finals = [searcher.suggest(f"f{i}") for i in range(2)]
     assert [(stage_of(c), c["cell"], c["seed"], c["noise_rate"]) for c in finals] == [
@@ -74,9 +74,8 @@ def test_every_label_set_is_searched_at_once_and_retrained_as_soon_as_its_search
 
 
 def test_a_neighbour_s_best_warms_a_search_once_it_has_finished_half_its_trials() -> None:
-    searcher = StudySearcher(plans(trials=4, warm=True), max_concurrent=1)
     lines: list[str] = []
-    searcher.echo = lines.append
+    searcher = StudySearcher(plans(trials=4, warm=True), lines.append)
     first = searcher.suggest("a")  # 0.2's first trial
     assert first["noise_rate"] == 0.2
     searcher.on_trial_complete("a", {"val_acc": 0.5})
@@ -108,7 +107,7 @@ def test_failed_trials_count_for_no_best_and_a_search_without_a_score_is_not_ret
 
 
 def test_a_restored_searcher_holds_what_the_saved_one_did_and_goes_on(tmp_path: Path) -> None:
-    searcher = StudySearcher(plans(warm=True), max_concurrent=3)
+    searcher = StudySearcher(plans(warm=True))
     for i in range(5):
         config = searcher.suggest(f"t{i}")
         searcher.on_trial_complete(f"t{i}", {"val_acc": score(config)})
@@ -118,7 +117,7 @@ def test_a_restored_searcher_holds_what_the_saved_one_did_and_goes_on(tmp_path: 
     json.loads((tmp_path / "searcher.json").read_text())  # JSON: nothing but data is loaded back
     copies = []
     for _ in range(2):
-        restored = StudySearcher(plans(warm=True), max_concurrent=3)
+        restored = StudySearcher(plans(warm=True))
         restored.restore(str(tmp_path / "searcher.json"))
         copies.append(restored)
     for one in copies:
@@ -172,3 +171,17 @@ def test_a_trial_config_names_its_label_set_stage_and_setting(config: dict, seve
     assert label_set_key(config, several) == key
     assert stage_of(config) == (FINAL if config.get("split") == "final" else SEARCH)
     assert setting_of(config) == {"lam": 1.0}
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_study_runs_as_many_trials_at_once_as_the_cluster_has_slots() -> None:
+    """The default bound on trials under way: the cluster's CPUs (2 in the tests' Ray) ÷ cpus_per_trial, the GPUs ÷
+    gpus_per_trial."""
+    from study.config import load_study_config
+    from study.driver import trial_slots
+
+    def slots(*overrides: str) -> int:
+        return trial_slots(load_study_config(None, list(overrides)))
+
+    assert slots() == 2 and slots("resources.cpus_per_trial=0.5") == 4 and slots("resources.cpus_per_trial=0.3") == 6
+    assert slots("resources.cpus_per_trial=4") == 1  # never none: Ray says why it cannot place the trial
