@@ -148,7 +148,8 @@ class StudySearcher(Searcher):
             stage = SEARCH
         else:
             trial = self._studies[plan.key].ask()
-            config |= {**trial.params, **(plan.space(trial) or {})}
+            values = plan.space(trial) or {}  # first: it draws the trial's params
+            config |= {**trial.params, **values}
             number, stage = trial.number, SEARCH
         self._given[plan.key][stage] += 1
         self._live[trial_id] = (plan.key, stage, number, config)

@@ -95,6 +95,15 @@ def test_a_neighbour_s_best_warms_a_search_once_it_has_finished_half_its_trials(
     assert fifth["noise_rate"] == 0.4 and (fifth["lam"], fifth["beta"]) == (first["lam"], first["beta"])
 
 
+def test_a_trial_holds_the_space_s_own_values_and_the_trainer_s() -> None:
+    """Under DM's (ψ, ρ) parametrization a trial's config holds ψ and ρ (what the search drew) and λ and β (what the
+    trainer reads), consistent with each other."""
+    plan = Plan(LabelSet("symmetric", 0.4), 2, 0, space=search_spaces.make_space("dm", parametrization="psi_rho"))
+    config = StudySearcher([plan]).suggest("a")
+    assert {"psi", "rho", "lam", "beta"} <= set(config)
+    assert search_spaces.from_psi_rho(config["psi"], config["rho"]) == pytest.approx((config["lam"], config["beta"]))
+
+
 def test_failed_trials_count_for_no_best_and_a_search_without_a_score_is_not_retrained() -> None:
     searcher = StudySearcher(plans(trials=2, finals=1)[:1])
     configs = [searcher.suggest("a"), searcher.suggest("b")]
