@@ -64,6 +64,9 @@ _METHODS: dict[str, dict[str, _Range]] = {
 }
 # ψ up to ⅔ (λ = 2, the papers' largest); ρ over the papers' best settings' 0.5–5 and beyond.
 _PSI_RHO = {"psi": _Range(0.0, 2 / 3), "rho": _Range(0.5, 8.0, log=True)}
+# psi_schedule: ψ moves linearly from psi_from to psi_to over training, each over ψ's range; ρ fixed throughout (fix it
+# for the whole search with ranges rho: [v, v])
+_PSI_SCHEDULE = {"psi_from": _PSI_RHO["psi"], "psi_to": _PSI_RHO["psi"], "rho": _PSI_RHO["rho"]}
 _TRAINING = {"lr": _Range(1e-3, 0.1, log=True), "weight_decay": _Range(1e-5, 1e-3, log=True)}
 
 
@@ -113,6 +116,9 @@ def make_space(
     >>> space = make_space("dm", parametrization="psi_rho")
     >>> space(optuna.trial.FixedTrial({"psi": 0.5, "rho": 4.0}))
     {'lam': 1.0, 'beta': 16.0}
+    >>> space = make_space("dm", parametrization="psi_schedule", ranges={"rho": (4.0, 4.0)})
+    >>> space(optuna.trial.FixedTrial({"psi_from": 0.5, "psi_to": 0.2, "rho": 4.0}))
+    {'rho': 4.0, 'psi': 'linear:0.5:0.2'}
     """
     searched = _method_ranges(method, parametrization, batch_size)
     if tune_lr:
@@ -135,10 +141,11 @@ def _method_ranges(method: str, parametrization: str, batch_size: int | None = N
     check_parametrization(parametrization)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError("batch_size", batch_size, "an integer ≥ 1")
-    if parametrization == "psi_rho":
+    if parametrization in ("psi_rho", "psi_schedule"):
         if method != "dm":
-            raise ConfigError("parametrization", parametrization, f"lam_beta for {method}; psi_rho is for dm only")
-        return dict(_PSI_RHO)
+            raise ConfigError("parametrization", parametrization,
+                              f"lam_beta for {method}; {parametrization} is for dm only")
+        return dict(_PSI_RHO if parametrization == "psi_rho" else _PSI_SCHEDULE)
     return {name: dataclasses.replace(r, high=max(r.low, batch_size)) if r.to_batch and batch_size is not None else r
             for name, r in _METHODS[method].items()}
 

@@ -29,7 +29,7 @@ from study.label_sets import LabelSet, label_sets, noise_kinds
 from trainers.catalog import HUMAN_NOISE_KINDS, NOISE_KINDS
 from trainers.config import TrainConfig
 from trainers.errors import ConfigError
-from trainers.methods import check_loss_params, list_losses, loss_params
+from trainers.methods import accepted_names, canonical_params, list_losses, loss_params
 
 __all__ = [
     "DEFAULT_TRAIN",
@@ -88,7 +88,9 @@ class SearchConfig:
     # key outermost; DM's: {lam: [...], beta: [...]}); required then, refused otherwise
     grid: str | Mapping[str, Sequence[Any]] | None = None
     repeats: int = 1  # mode grid: runs of each cell, with seeds seed … seed + repeats − 1
-    parametrization: Literal["lam_beta", "psi_rho"] = "lam_beta"  # psi_rho: DM's (mode, spread); method dm only
+    # psi_rho: DM's (mode, spread); psi_schedule: a linear schedule of the mode, psi_from → psi_to, and the spread rho;
+    # method dm only
+    parametrization: Literal["lam_beta", "psi_rho", "psi_schedule"] = "lam_beta"
     # "default" or a noise rate → {param: (low, high)}; rates are stored as floats
     ranges: Mapping[str | float, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
     tune_lr: bool = False
@@ -210,8 +212,9 @@ class StudyConfig:
         if self.search.mode == "grid":
             _check_grid(self.method, self.method_params, self.train, self.search)
         _check("search.parametrization", self.search.parametrization,
-               self.search.parametrization != "psi_rho" or self.method == "dm",
-               f"psi_rho reparametrises DM's lam and beta; method {self.method!r} needs lam_beta")
+               self.search.parametrization == "lam_beta" or self.method == "dm",
+               f"{self.search.parametrization} reparametrises DM's lam and beta; method {self.method!r} needs "
+               "lam_beta")
         _check_search_space(self.method, self.train, self.search)
         _check("train.device", self.train.device, self.train.device != "cuda" or self.resources.gpus_per_trial > 0,
                "cuda needs resources.gpus_per_trial > 0: a trial that asks Ray for no GPU sees none")
@@ -330,20 +333,19 @@ def _asha(value: Any, key: str) -> AshaConfig | None:
 def _method_params(method: str, params: Any) -> dict[str, Any]:
     """`params` checked against the method's own: unknown names, then their values (trainers.methods)."""
     _check("method_params", params, isinstance(params, Mapping), f"a mapping of {method}'s parameters")
-    allowed = list(loss_params(method))
+    allowed = accepted_names(method)
     for key, value in params.items():
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else "its parameters: " + (", ".join(allowed) or "none")
             raise ConfigError(f"method_params.{key}", value, f"not a parameter of {method}; {hint}")
     try:
-        check_loss_params(method, params)
+        return canonical_params(method, params)  # a schedule as its canonical mapping; numbers as given
     except ConfigError as error:
         name = error.field.removeprefix(f"{method}.")
         raise ConfigError(f"method_params.{name}", error.value, error.allowed) from None
     except (TypeError, ValueError) as error:
         raise ConfigError("method_params", dict(params), one_line(str(error))) from None
-    return dict(params)
 
 
 def _grid(grid: Any) -> str | dict[str, list[Any]]:

@@ -25,7 +25,7 @@ from study.choice import fmt_setting
 from study.searcher import label_set_key, stage_of
 from study.outage import Outage, fail_fast
 from trainables import TRAIN_KEY, own_values, train_config
-from trainers.losses import loss_params
+from trainers.methods import checked_params
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
@@ -44,7 +44,7 @@ def client_for(tracking_uri: str) -> MlflowClient:
 
 def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
     """A trial's settings as flat MLflow params: the TrainConfig fields, every hyperparameter of the method (the
-    method's defaults where the config sets none) and search-space extras.
+    method's defaults where the config sets none; a schedule as SHAPE:FROM:TO[:AT[:B]]) and search-space extras.
 
     A config without the base settings (TRAIN_KEY) gives just its own values (a grid cell's unpacked). probe_per_class
     is the number the trial used (a None resolved by its method).
@@ -53,8 +53,10 @@ def trial_params(config: Mapping[str, Any]) -> dict[str, str]:
     if TRAIN_KEY in config:
         resolved = train_config(config)
         train = resolved.to_dict() | {"probe_per_class": resolved.resolved_probe_per_class()}
-        params = {k: v for k, v in train.items() if k != "method_params"} | loss_params(resolved.method)
-        params |= train["method_params"]
+        params = {k: v for k, v in train.items() if k != "method_params"}
+        # the method's defaults and settings, a schedule in its compact form (linear:0.5:0.2); DM's lam and beta not
+        # where psi and rho stand in for them
+        params |= checked_params(resolved.method, resolved.method_params)
     params |= own_values(config)
     return {k: str(v) for k, v in params.items()}
 

@@ -14,8 +14,9 @@ from typing import Any, Mapping
 import torch
 from ray import tune
 
-from trainers import Dataset, TrainConfig, Trainer, load_dataset, loss_params
+from trainers import Dataset, TrainConfig, Trainer, load_dataset
 from trainers.datasets import provide_dataset
+from trainers.methods import method_values, updated_params
 
 TRAIN_KEY = "train"  # the trial config's base TrainConfig, as a dict
 STATE_FILE = "state.pt"
@@ -62,18 +63,17 @@ def train_config(config: Mapping[str, Any]) -> TrainConfig:
     hyperparameters.
 
     A nested mapping (a grid cell, e.g. {"cell": {"lam": 1, "beta": 8}}) counts as its items. Other keys (a search
-    space's own parameters, such as ψ and ρ) are ignored.
+    space's own parameters, such as psi_from) are ignored, and DM's psi and rho too where lam or beta is there (a
+    psi_rho space's trial: lam and beta are what its psi and rho make; a psi_schedule space's gives psi and rho).
     """
     base = dict(config[TRAIN_KEY])
     method = config.get("method", base["method"])
-    params = dict(base.get("method_params", {}))
-    searched = loss_params(method)
-    for key, value in own_values(config).items():
+    own = own_values(config)
+    for key, value in own.items():
         if key in _FIELDS and key != "method_params":
             base[key] = value
-        elif key in searched:
-            params[key] = value
-    base["method_params"] = params
+    changes = method_values(method, {k: v for k, v in own.items() if k not in _FIELDS})
+    base["method_params"] = updated_params(method, base.get("method_params", {}), changes)
     base["milestones"] = tuple(base.get("milestones", ()))
     return TrainConfig(**base)
 

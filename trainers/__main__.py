@@ -1,4 +1,8 @@
-"""One training run from the command line: `python -m trainers --dataset digits --method dm --lam 1 --beta 8`."""
+"""One training run from the command line: `python -m trainers --dataset digits --method dm --lam 1 --beta 8`.
+
+A numeric method flag takes a schedule over training progress too, SHAPE:FROM:TO[:AT[:B]] (trainers.param_schedules),
+e.g. `--method dm --psi linear:0.5:0.2 --rho 4`.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +25,18 @@ from trainers.training import Metrics, Trainer
 SHOWN = ("train_loss", "fit_acc", "intact_acc", "val_acc", "test_acc", "p_clean", "p_noisy", "noise_auroc_p",
          "noise_auroc_weight", "emphasis_var", "weight_clean", "weight_noisy", "relabel_clean", "relabel_noisy")
 # Flags that set a method's hyperparameter; the method must have it (see --help for each method's list).
-METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "q": float, "alpha": float, "eta": float,
+METHOD_FLAGS = {"lam": float, "beta": float, "psi": float, "rho": float, "q": float, "alpha": float, "eta": float,
                 "epsilon": float, "normalize": str, "eps": float, "a": float, "k": "number", "within_class": bool,
                 "layers": str, "drop": float, "meta_lr": float, "p": float, "temperature": float,
                 "init_relabel": float, "mixup_alpha": float, "meta_momentum": bool, "uc": bool, "mc": bool,
                 "aa": bool, "relabel": bool, "scale": float, "truncate": float}
 METHOD_HELP = {"eps": "DM family: the guard ε in w_i/(2(1 − p_i) + ε) (default: the authors' 1e-6; 0: the exact "
-                      "gradient)"}
+                      "gradient)",
+               "psi": "dm-normal's ψ; for dm, its emphasis mode ψ = λ/(λ+1), with --rho in place of --lam, --beta",
+               "rho": "dm: log max/min weight ratio ρ = β·ψ^λ·(1 − ψ), with --psi in place of --lam, --beta"}
+SCHEDULE_HELP = ("; a numeric one also takes a schedule over training progress t in [0, 1], SHAPE:FROM:TO[:AT[:B]] "
+                 "with SHAPE linear, cosine, step (jumps at AT) or sigmoid (midpoint AT, steepness B), "
+                 "e.g. --psi linear:0.5:0.2")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m trainers",
         description="Train one model on data with wrong labels and print the metrics of each epoch.",
-        epilog=f"methods and their parameters (defaults):\n{methods}",
+        epilog=f"methods and their parameters (defaults){SCHEDULE_HELP}:\n{methods}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = TrainConfig()
@@ -54,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         if kind is bool:
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=what)
         else:
-            p.add_argument(flag, dest=name, type=_number if kind == "number" else kind, default=None, help=what)
+            p.add_argument(flag, dest=name, type=_number if kind == "number" else _float if kind is float else kind,
+                           default=None, help=what)
     p.add_argument("--noise", default=f"{d.noise}:{d.noise_rate}", metavar="KIND:RATE",
                    help=f"label noise, KIND one of: {', '.join(NOISE_KINDS)}; RATE in [0, 1) (default symmetric:0; "
                         "given: the labels as given, no rate); or a human kind, without a rate (CIFAR-N, see the "
@@ -98,15 +108,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _number(text: str) -> int | float:
-    """An integer where the text is one (gradsim's k), else a float (IEG's k)."""
+def _number(text: str) -> int | float | str:
+    """An integer where the text is one (gradsim's k), else a float (IEG's k), else the text: a schedule, which the
+    config checks."""
     try:
         return int(text)
     except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        return _float(text)
+
+
+def _float(text: str) -> float | str:
+    """A float, or where the text has a colon the text itself: a schedule SHAPE:FROM:TO[:AT[:B]], which the config
+    checks (a bad one: a one-line error naming the method's parameter)."""
+    try:
+        return float(text)
+    except ValueError:
+        if ":" in text:
+            return text
+        raise argparse.ArgumentTypeError(f"not a number, nor a schedule SHAPE:FROM:TO[:AT[:B]]: {text!r}") from None
 
 
 def _noise(text: str) -> tuple[str, float]:

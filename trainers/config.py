@@ -10,7 +10,7 @@ from typing import Any, Literal, Mapping
 from trainers.catalog import (HUMAN_NOISE_DATASETS, HUMAN_NOISE_KINDS, NOISE_KINDS, PROBE_PER_CLASS, VAL_LABELS,
                               is_own_data, list_datasets, list_models)
 from trainers.errors import ConfigError
-from trainers.methods import check_loss_params, learns_from_probe
+from trainers.methods import canonical_params, learns_from_probe
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("search", "final"),
@@ -33,7 +33,10 @@ class TrainConfig:
     model: str = "mlp"
     dropout: float = 0.0                   # before the final linear layer
     method: str = "cce"                    # a loss from trainers.list_losses()
-    method_params: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"lam": 1.0, "beta": 8.0}
+    method_params: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"lam": 1.0, "beta": 8.0}; a numeric one
+                                           # may be a schedule over training progress, kept as its canonical
+                                           # mapping, e.g. {"from": 0.5, "to": 0.2, "shape": "linear"} (see
+                                           # trainers.param_schedules); DM takes psi, rho in place of lam, beta
     # noise and split
     noise: str = "symmetric"
     noise_rate: float = 0.0                # share of training labels corrupted, in [0, 1) (a human kind: 0, unused)
@@ -98,7 +101,7 @@ class TrainConfig:
         _one_of("model", self.model, tuple(list_models()))
         for name, allowed in _CHOICES.items():
             _one_of(name, getattr(self, name), allowed)
-        check_loss_params(self.method, self.method_params)
+        object.__setattr__(self, "method_params", canonical_params(self.method, self.method_params))
         probe = self.probe_per_class
         _check("probe_per_class", probe, probe is None or _int(probe) and probe >= 0, "an integer ≥ 0, or None")
         _check("probe_per_class", probe, probe != 0 or not learns_from_probe(self.method, self.method_params),

@@ -31,7 +31,7 @@ from trainers.methods import (  # noqa: F401 (list_losses, loss_params, register
     UNIT,
     Layers,
     Normalize,
-    checked_params,
+    params_at,
     list_losses,
     loss_params,
     register_loss,
@@ -48,9 +48,10 @@ LossBuilder = Callable[..., nn.Module]
 def make_loss(name: str, **hyperparameters: object) -> nn.Module:
     """A module mapping (logits, targets, and any `needs`) to a scalar, e.g. `make_loss("dm", lam=1.0, beta=8.0)`.
 
-    The hyperparameters are checked first (trainers.methods); the others keep their defaults.
+    The hyperparameters are checked first (trainers.methods); the others keep their defaults. A schedule counts at its
+    start (t = 0; the Trainer rebuilds the loss as it moves); DM's psi, rho become lam, beta.
     """
-    return LOSSES[name](**checked_params(name, hyperparameters))
+    return LOSSES[name](**params_at(name, hyperparameters, 0.0))
 
 
 def _target_prob(z: Tensor, y: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from trainers.ema import WeightAverage
 from trainers.errors import ConfigError
 from trainers.gradsim import noisy_among_extremes
 from trainers.losses import WeightedCE, make_loss
+from trainers.methods import checked_params, has_schedule, in_force, params_at
 from trainers.models import create_model
 from trainers.reweight import ProbeMethod
 from trainers.schedules import Schedule
@@ -87,7 +88,11 @@ class Trainer:
         self.model = model.to(dev, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         decay = config.resolved_ema()
         self.ema = WeightAverage(self.model, decay) if decay else None  # evaluated in place of the model where set
-        self.loss_fn = make_loss(config.method, **config.method_params).to(dev)
+        # the method's hyperparameters, checked, schedules parsed; the builder's keywords the loss has now
+        self.method_params = checked_params(config.method, config.method_params)
+        self._scheduled = has_schedule(self.method_params)
+        self._built_with = params_at(config.method, self.method_params, 0.0)
+        self.loss_fn = make_loss(config.method, **self._built_with).to(dev)
         self._needs: tuple[str, ...] = tuple(getattr(self.loss_fn, "needs", ()))  # see trainers.losses.WeightedCE
         self._runs_model = isinstance(self.loss_fn, ProbeMethod)
         self._ranks = isinstance(self.loss_fn, (WeightedCE, ProbeMethod))
@@ -147,6 +152,8 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * self.schedule(self.step)
+        if self._scheduled:
+            self._follow_schedules()
         self.model.train()
         features, noisy = None, self.is_noisy[idx]
         extras = {"inputs": x, "model": self.model, "noisy": noisy, "probe": self.probe, "optimizer": self.optimizer}
@@ -178,6 +185,24 @@ class Trainer:
                 sums.append(noisy_among_extremes(self.loss_fn.last_scores, noisy, EXTREMES).float())
             self._sums += torch.cat(sums)
         self.step += 1
+
+    def progress(self, step: int | None = None) -> float:
+        """Training progress t = step / total_steps in [0, 1] (the method's schedules' clock); None: this step's."""
+        return (self.step if step is None else step) / self.total_steps
+
+    def params_in_force(self, step: int | None = None) -> dict[str, float]:
+        """The method's numeric hyperparameters that the training step `step` (0-based; None: the next) uses, at
+        t = step / total_steps: each float hyperparameter, DM's lam, beta, psi and rho (trainers.methods.in_force)."""
+        return in_force(self.config.method, self.method_params, self.progress(step))
+
+    def _follow_schedules(self) -> None:
+        """Rebuild the loss where its scheduled hyperparameters have moved since it was built, carrying its state
+        (buffers: a probe method's sums and position) over; read from the step count alone, so exact after a resume."""
+        now = params_at(self.config.method, self.method_params, self.progress())
+        if now != self._built_with:
+            loss_fn = make_loss(self.config.method, **now).to(self.device)
+            loss_fn.load_state_dict(self.loss_fn.state_dict())
+            self.loss_fn, self._built_with = loss_fn, now
 
     def _paper_weights(self, norms: Tensor) -> Tensor:
         """Seed 002's w_i (Definition 1), whose batch variance is its emphasis variance σ (Definition 2): an emphasis
@@ -239,6 +264,8 @@ class Trainer:
             metrics = {k: v for k, v in metrics.items() if k not in TRUE_LABEL_METRICS}
         metrics["test_acc"] = _accuracy(self.predict(self.test[0]), self.test[1])
         metrics.update(self._bests(metrics))
+        # the hyperparameters the last step used (as `lr`): flat lines for constants, a schedule's course
+        metrics.update({k: v for k, v in self.params_in_force(self.step - 1).items() if k not in metrics})
         metrics["time"] = (self.history[-1]["time"] if self.history else 0.0) + time.perf_counter() - self._clock
         self._clock = time.perf_counter()
         self.history.append(metrics)

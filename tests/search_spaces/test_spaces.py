@@ -10,6 +10,7 @@ from optuna.trial import FixedTrial
 
 from search_spaces import PARAMETRIZATIONS, as_point, default_ranges, make_space, paper_best, to_psi_rho
 from trainers import ConfigError, TrainConfig, list_losses, make_loss
+from trainers.methods import params_at
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -46,7 +47,7 @@ def midpoint(ranges: dict) -> dict:
 
 def test_every_method_has_a_space() -> None:
     assert sorted(SPEC) == list_losses()
-    assert PARAMETRIZATIONS == ("lam_beta", "psi_rho")
+    assert PARAMETRIZATIONS == ("lam_beta", "psi_rho", "psi_schedule")
 
 
 @pytest.mark.parametrize(("method", "parametrization", "ranges"), SPACES)
@@ -150,6 +151,13 @@ def test_warm_start_from_paper_best(dataset: str, rate: float, parametrization: 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     study.enqueue_trial(as_point({**best, "lr": 0.05}, parametrization))
     returned = make_space("dm", parametrization=parametrization, tune_lr=True)(study.ask())
+    if parametrization == "psi_schedule":  # a flat schedule of ψ at the paper's: its (λ, β) at every step
+        assert returned["psi"].startswith("linear:")
+        for t in (0.0, 0.5, 1.0):
+            at = params_at("dm", {k: returned[k] for k in ("psi", "rho")}, t)
+            assert {"lam": at["lam"], "beta": at["beta"], "lr": returned["lr"]} == pytest.approx(
+                {**best, "lr": 0.05}, rel=1e-9, abs=1e-12)
+        return
     assert returned == pytest.approx({**best, "lr": 0.05}, rel=1e-9, abs=1e-12)
 
 
@@ -192,3 +200,38 @@ def test_bad_settings_are_config_errors(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
         make_space(**kwargs)
     assert error.value.field == field
+
+
+def test_psi_schedule_searches_the_ends_of_a_linear_psi_schedule_and_rho() -> None:
+    assert default_ranges("dm", "psi_schedule") == {"psi_from": (0.0, 2 / 3), "psi_to": (0.0, 2 / 3), "rho": (0.5, 8.0)}
+    space = make_space("dm", parametrization="psi_schedule")
+    setting = space(FixedTrial({"psi_from": 0.6, "psi_to": 0.1, "rho": 2.0}))
+    assert setting == {"rho": 2.0, "psi": "linear:0.6:0.1"}
+    config = TrainConfig(method="dm", method_params=setting)
+    assert config.method_params["psi"] == {"from": 0.6, "to": 0.1, "shape": "linear"}
+    # back to the space's own names, and (λ, β) at the start, middle and end by ψ = λ/(λ+1), ρ = β·ψ^λ·(1 − ψ)
+    assert as_point(setting, "psi_schedule") == {"rho": 2.0, "psi_from": 0.6, "psi_to": 0.1}
+    for t, psi in ((0.0, 0.6), (0.5, 0.35), (1.0, 0.1)):
+        lam = params_at("dm", setting, t)["lam"]
+        assert lam == pytest.approx(psi / (1 - psi)) and to_psi_rho(lam, params_at("dm", setting, t)["beta"]) == \
+            pytest.approx((psi, 2.0))
+
+
+def test_psi_schedule_sampled_by_optuna_with_rho_fixed() -> None:
+    space = make_space("dm", parametrization="psi_schedule", ranges={"rho": (4.0, 4.0), "psi_to": (0.0, 0.3)})
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    for _ in range(8):
+        trial = study.ask()
+        setting = space(trial)
+        assert setting["rho"] == 4.0 and 0 <= trial.params["psi_to"] <= 0.3
+        assert TrainConfig(method="dm", method_params=setting).method_params["psi"]["to"] == trial.params["psi_to"]
+        study.tell(trial, trial.params["psi_from"] - trial.params["psi_to"])
+
+
+def test_psi_schedule_bad_input() -> None:
+    with pytest.raises(ConfigError, match=r"^ranges\.psi_to: .*ψ in \[0, 1\)"):
+        make_space("dm", parametrization="psi_schedule", ranges={"psi_to": (0.0, 1.0)})
+    with pytest.raises(ConfigError, match="psi_schedule is for dm only"):
+        make_space("gce", parametrization="psi_schedule")
+    with pytest.raises(ConfigError, match="not allowed"):
+        make_space("dm", parametrization="psi_schedule", ranges={"psi": (0.0, 0.5)})
