@@ -15,7 +15,8 @@ from bench._registry import (NO_GPU, Benchmark, Context, Result, Table, get_benc
 
 # The modules that register a benchmark each (figures 1–7, then the extras).
 MODULES = ("weighting_overhead", "data_pipeline", "gpu_throughput", "trial_packing", "study_overhead",
-           "search_efficiency", "mlflow_cost", "evaluation_cost", "gradsim_accuracy", "probe_accuracy", "gpu_check")
+           "search_efficiency", "mlflow_cost", "evaluation_cost", "gradsim_accuracy", "probe_accuracy", "gpu_check",
+           "cluster_utilisation")
 for _module in MODULES:
     importlib.import_module(f"bench.{_module}")
 

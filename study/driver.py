@@ -1,8 +1,9 @@
-"""The study driver: one Tuner per label set's search (a noise kind at a rate), one for the final retrains of every
-label set, MLflow runs nested study → label set → trial."""
+"""The study driver: one Tuner for every label set's search and final retrains (see study.searcher), MLflow runs
+nested study → label set → trial."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -12,7 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import ray
 from mlflow.entities import Metric, Param
@@ -45,6 +46,7 @@ from trainers.human_noise import HUMAN_NOISE_KINDS, paired_labels
 
 STATE_FILE = "study.json"
 TRIALS = "trials"  # the Tune experiment of all the study's trials, in its folder
+PENDING = "TUNE_MAX_PENDING_TRIALS_PG"  # Tune's limit on trials waiting for their actor (for a searcher of ours: 1)
 
 
 @dataclass
@@ -434,7 +436,8 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
     label set's run; a label set's best setting and final scores are written as its stages end."""
     s, sets = config.search, config.label_sets
     several = len(noise_kinds(config.noise)) > 1
-    searcher = StudySearcher(_plans(config, console), s.max_concurrent, console.echo)
+    concurrent = s.max_concurrent or trial_slots(config)
+    searcher = StudySearcher(_plans(config, console), concurrent, console.echo)
     scheduler = None
     if s.asha is not None:
         evaluations = _evaluations(config)
@@ -465,8 +468,9 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
     callbacks = [StopOnStorageError(), by_label_set, StageEnds(expected, several, ended), KeepStateCopy(),
                  *([SchedulerState(scheduler)] if scheduler else [])]
     shown = ["noise_rate", *(["cell", *(["seed"] if s.repeats > 1 else [])] if s.mode == "grid" else _searched(config))]
-    results = _fit(trainable, folder, TRIALS, {TRAIN_KEY: _base(config, sets[0], "search")}, tune_config, callbacks,
-                   shown, console)
+    with _pending_trials(concurrent):
+        results = _fit(trainable, folder, TRIALS, {TRAIN_KEY: _base(config, sets[0], "search")}, tune_config,
+                       callbacks, shown, console)
     mine: dict[tuple[str, str], list[tune.Result]] = {stage: [] for stage in trackers}
     for result in results:
         mine[label_set_key(result.config, several), stage_of(result.config)].append(result)
@@ -477,6 +481,29 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
         for stage in (SEARCH, FINAL):
             outcomes = [(r.config, r.metrics or {}, r.error is not None) for r in mine[ls.key, stage]]
             _stage_ended(config, state, ls, stage, outcomes, folder, outage, console, running=False)
+
+
+def trial_slots(config: StudyConfig) -> int:
+    """The trials the cluster can run at once with the config's resources per trial (at least 1)."""
+    cluster, r = ray.cluster_resources(), config.resources
+    counts = [cluster.get("CPU", 0.0) / r.cpus_per_trial, *([cluster.get("GPU", 0.0) / r.gpus_per_trial]
+                                                             if r.gpus_per_trial else [])]
+    return max(1, math.floor(min(counts) + 1e-9))  # 1e-9: 7 CPUs ÷ 0.07 is 99.99999999999999
+
+
+@contextlib.contextmanager
+def _pending_trials(limit: int) -> Iterator[None]:
+    """Let Tune start up to `limit` trials' actors at once (unless $TUNE_MAX_PENDING_TRIALS_PG says otherwise): for a
+    searcher that is not Tune's own, it starts one at a time, and a trial shorter than an actor's start is then run
+    by the actor that has just finished, never beside it."""
+    if PENDING in os.environ:
+        yield
+        return
+    os.environ[PENDING] = str(limit)
+    try:
+        yield
+    finally:
+        os.environ.pop(PENDING, None)
 
 
 def trial_folder(trial: Trial) -> str:
