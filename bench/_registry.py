@@ -58,7 +58,8 @@ class Benchmark:
 
 # The benchmarks, figures 1–7 then the extras: bench.<name> registers <name> when a look-up first imports it.
 MODULES = ("weighting_overhead", "data_pipeline", "gpu_throughput", "trial_packing", "study_overhead",
-           "search_efficiency", "mlflow_cost", "evaluation_cost", "gradsim_accuracy", "probe_accuracy", "gpu_check")
+           "search_efficiency", "mlflow_cost", "evaluation_cost", "gradsim_accuracy", "probe_accuracy", "gpu_check",
+           "cluster_utilisation")
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark", MODULES)
 
 

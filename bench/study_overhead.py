@@ -14,7 +14,7 @@ from ray.tune import ExperimentAnalysis
 
 from bench._registry import Context, Result, Table, register_benchmark
 from study.config import load_study_config
-from study.driver import connect, run_study, study_folder
+from study.driver import connect, run_study, study_folder, trial_slots
 from study.tracking import client_for
 from trainables import train_config
 from trainers import load_dataset, train
@@ -51,15 +51,16 @@ def study_overhead(context: Context) -> Result:
         rows.append((r, len(configs), study_s, plain_s, study_s / plain_s))
     ratio = statistics.median(r[4] for r in rows)
     config = load_study_config(None, overrides)
+    concurrent = config.search.max_concurrent or trial_slots(config)
     table = Table("Wall time of the study and of its trials run plainly", ("round", "trials", "study s", "plain s",
                                                                          "ratio"), rows)
     details = {"rounds": [dict(zip(table.header, r)) for r in rows], "ray_start_s": ray_start_s,
-               "overrides": list(overrides), "max_concurrent": config.search.max_concurrent,
+               "overrides": list(overrides), "max_concurrent": concurrent,
                "cpus_per_trial": config.resources.cpus_per_trial, "plain_torch_threads": torch.get_num_threads()}
     changes = f", with --set {' '.join(overrides)}" if overrides else ""
     return Result(f"{ratio:.2f}× ({rows[0][1]} trials)", ratio <= TARGET, {"study ÷ plain": ratio}, [table], details,
                   NOTES.format(changes=changes, rounds=rounds, threads=torch.get_num_threads(),
-                               concurrent=config.search.max_concurrent, cpus=config.resources.cpus_per_trial))
+                               concurrent=concurrent, cpus=config.resources.cpus_per_trial))
 
 
 def _study(folder: Path, r: int, overrides: tuple[str, ...], context: Context) -> tuple[float, list[dict[str, Any]]]:

@@ -1,5 +1,5 @@
-"""The study driver: one Tuner per label set's search (a noise kind at a rate), one for the final retrains of every
-label set, MLflow runs nested study → label set → trial."""
+"""The study driver: one Tuner for every label set's search and final retrains (see study.searcher), MLflow runs
+nested study → label set → trial."""
 
 from __future__ import annotations
 
@@ -489,7 +489,7 @@ def trial_slots(config: StudyConfig) -> int:
     cluster, r = ray.cluster_resources(), config.resources
     slots = [math.floor(cluster.get(name, 0) / need + 1e-9) for name, need in (("CPU", r.cpus_per_trial),
                                                                               ("GPU", r.gpus_per_trial)) if need > 0]
-    return max(1, min(slots, default=1))
+    return max(1, min(slots, default=1))  # 1e-9: 7 CPUs ÷ 0.07 is 99.99999999999999
 
 
 def trial_folder(trial: Trial) -> str:

@@ -203,6 +203,19 @@ def test_study_overhead_ran_the_quick_studys_trials_both_ways(quick_run: Path) -
     assert r["ratios"]["study ÷ plain"] == pytest.approx(only["study s"] / only["plain s"])
 
 
+def test_cluster_utilisation_is_the_trials_busy_time_over_the_slots_span(quick_run: Path) -> None:
+    r = record(quick_run, "cluster_utilisation")
+    (design,) = r["details"]["designs"]  # quick: this code only, on the test session's Ray
+    spans = design["spans"]
+    assert len(spans) == design["trials"] == 3  # the quick study's two search trials and one final retrain
+    assert all(0 <= start < end for start, end in spans) and min(start for start, _ in spans) == 0
+    busy, span = sum(end - start for start, end in spans), max(end for _, end in spans)
+    assert design["slots"] == 2 and 1 <= design["peak"] <= design["slots"]
+    assert 0 < busy <= design["slots"] * span and 0 <= design["none running s"] < span
+    assert design["utilisation"] == pytest.approx(busy / (design["slots"] * span))
+    assert r["ratios"] == {"one Tuner (this code) utilisation": design["utilisation"]}
+
+
 def test_search_efficiency_counts_are_trials_within_budget_and_their_medians(quick_run: Path) -> None:
     d = record(quick_run, "search_efficiency")["details"]
     trials, cells = d["sizes"]["trials"], len(search_spaces.paper_grid(GRID))

@@ -181,16 +181,3 @@ def test_a_trial_config_names_its_label_set_stage_and_setting(config: dict, seve
     assert stage_of(config) == (FINAL if config.get("split") == "final" else SEARCH)
     assert setting_of(config) == {"lam": 1.0}
 
-
-@pytest.mark.usefixtures("ray_session")
-def test_a_study_runs_as_many_trials_at_once_as_the_cluster_has_slots() -> None:
-    """The default bound on trials under way: the cluster's CPUs (2 in the tests' Ray) ÷ cpus_per_trial, the GPUs ÷
-    gpus_per_trial."""
-    from study.config import load_study_config
-    from study.driver import trial_slots
-
-    def slots(*overrides: str) -> int:
-        return trial_slots(load_study_config(None, list(overrides)))
-
-    assert slots() == 2 and slots("resources.cpus_per_trial=0.5") == 4 and slots("resources.cpus_per_trial=0.3") == 6
-    assert slots("resources.cpus_per_trial=4") == 1  # never none: Ray says why it cannot place the trial

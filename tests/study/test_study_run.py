@@ -126,6 +126,23 @@ def test_small_study_leaves_nested_runs_with_params_and_epoch_metrics(tmp_path: 
         run_study(changed)
 
 
+@pytest.mark.parametrize("cpus, slots", [(0.5, 4), (1, 2), (2 / 3, 3), (3, 1)])
+def test_trial_slots_are_the_sessions_cpus_over_a_trials(cpus: float, slots: int) -> None:
+    config = load_study_config(None, [f"resources.cpus_per_trial={cpus}"])
+    assert driver.trial_slots(config) == slots  # the test session's Ray has two CPUs
+
+
+def test_a_study_without_max_concurrent_runs_a_trial_in_every_slot(tmp_path: Path) -> None:
+    """Left to itself, Tune starts a custom searcher's trials one at a time: trials shorter than an actor's start
+    would then never overlap."""
+    config, uri = small_study(tmp_path, "slots", "noise_rates=[0.4]", "search.num_samples=4",
+                              "search.max_concurrent=null", "final.n_seeds=0")
+    run_study(config, echo=lambda line: None)
+    spans = [(r.info.start_time, r.info.end_time) for r in runs_by_stage(uri, "slots")["search"]]
+    assert len(spans) == 4
+    assert max(sum(s <= start < e for s, e in spans) for start, _ in spans) == 2
+
+
 def test_the_console_of_a_small_study_is_calm(tmp_path: Path, driver_env: dict[str, str]) -> None:
     """`study run` (its output not a terminal) says a line per stage and per finished trial and, at each label set's
     stage's end, how far the study is: no status tables of Ray Tune, no Ray temporary folders, no Optuna, no best final retrain

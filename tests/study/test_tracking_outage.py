@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from study.driver import TRIALS
+from study.local_cluster import free_port
 from study.cli import TEMPFAIL, main
 from study.tracking import MlflowTracker, metric_values
 
@@ -37,12 +37,6 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 EPOCHS = 4
 RATE = "0.2"
 GRID = "{lam: [0, 1], beta: [2]}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MlflowServer:
