@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -166,8 +166,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _row(metrics: Metrics) -> str:
-    cells = [f"epoch {metrics['epoch']:6.2f}"] + [f"{k} {metrics[k]:.4f}" for k in SHOWN if k in metrics]
+def _row(metrics: Metrics, scheduled: Sequence[str] = ()) -> str:
+    """An evaluation's line: its epoch, the `scheduled` parameters in force, then the SHOWN metrics it has."""
+    cells = [f"epoch {metrics['epoch']:6.2f}"] + [f"{k} {metrics[k]:.4f}" for k in (*scheduled, *SHOWN) if k in metrics]
     return "  ".join(cells)
 
 
@@ -186,11 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{config.dataset} · {config.model} · {config.method} {config.method_params or ''} · "
           f"{config.noise} noise {realised} · {trainer.info['device']}{ema}",
           file=sys.stderr)
+    scheduled = [k for k, v in config.method_params.items() if isinstance(v, Mapping)]  # a schedule's mapping
     with tqdm(total=trainer.total_steps, unit="it", file=sys.stderr, disable=None, leave=False) as bar:
         try:
             for metrics in trainer:
                 bar.update(metrics["step"] - bar.n)
-                bar.write(json.dumps(metrics) if args.json else _row(metrics), file=sys.stdout)
+                bar.write(json.dumps(metrics) if args.json else _row(metrics, scheduled), file=sys.stdout)
         except FloatingPointError as err:
             print(f"error: training diverged: {err}", file=sys.stderr)
             return 1

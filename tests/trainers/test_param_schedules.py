@@ -198,6 +198,17 @@ def test_cli_run_reports_the_schedule() -> None:
     assert all(r["rho"] == pytest.approx(4.0) for r in rows)
 
 
+def test_cli_lines_show_a_scheduled_parameter_in_force(capsys: pytest.CaptureFixture) -> None:
+    """Each evaluation's line starts with the value of each scheduled parameter at that step; a fixed one is not
+    shown."""
+    assert main(["--dataset", "digits", "--method", "dm", "--psi", "linear:0.5:0.2", "--rho", "4",
+                 "--epochs", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    psis = [float(row.split()[3]) for row in rows]
+    assert [row.split()[2] for row in rows] == ["psi", "psi"] and "rho" not in rows[0]
+    assert psis[0] > psis[1] and 0.2 <= psis[1] < 0.5
+
+
 @pytest.mark.parametrize("name", ["trainers.param_schedules", "trainers.reparam", "trainers.methods"])
 def test_docstring_examples(name: str) -> None:
     import doctest
