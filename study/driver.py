@@ -374,11 +374,12 @@ def _trial_count(config: StudyConfig) -> int:
     return len(config.label_sets) * (_search_size(config) + config.final.n_seeds)
 
 
-def _searched(config: StudyConfig) -> list[str]:
-    """The names an optuna-mode search varies."""
+def _searched(config: StudyConfig, parametrization: str | None = None) -> list[str]:
+    """The names an optuna-mode search varies, in its parametrization (or in `parametrization`: "lam_beta" gives the
+    trainer's names, those a warm-start point has)."""
     s = config.search
-    return [*search_spaces.default_ranges(config.method, s.parametrization), *(["lr"] if s.tune_lr else []),
-            *(["weight_decay"] if s.tune_weight_decay else [])]
+    return [*search_spaces.default_ranges(config.method, parametrization or s.parametrization),
+            *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
 
 
 def _varied(config: StudyConfig) -> list[str]:
@@ -506,7 +507,7 @@ def _plans(config: StudyConfig, echo: Echo) -> list[Plan]:
     says each warm-start point clipped into the ranges."""
     s = config.search
     keys = [ls.key for ls in config.label_sets]
-    names = _warm_names(config) if s.warm_start else []
+    names = _searched(config, "lam_beta") if s.warm_start else []
     plans = []
     for index, ls in enumerate(config.label_sets):
         plan = Plan(ls, _search_size(config), config.final.n_seeds, seed=s.seed + index,
@@ -584,14 +585,6 @@ def _close_study(state: StudyState) -> None:
         client.set_terminated(rs.run_id, "FINISHED")
     client.log_text(state.study_run_id, summary_table(state), "summary.md")
     client.set_terminated(state.study_run_id, "FINISHED")
-
-
-def _warm_names(config: StudyConfig) -> list[str]:
-    """The names a warm-start point gives values to: the method's parameters by their trainer names (DM's λ and β
-    also where ψ and ρ are searched), and the training settings searched."""
-    s = config.search
-    return [*(["lam", "beta"] if s.parametrization == "psi_rho" else search_spaces.default_ranges(config.method)),
-            *(["lr"] if s.tune_lr else []), *(["weight_decay"] if s.tune_weight_decay else [])]
 
 
 def _warm_points(config: StudyConfig, label_set: LabelSet, names: list[str]) -> list[dict[str, Any]]:
