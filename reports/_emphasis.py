@@ -26,6 +26,7 @@ KINDS = ("fixed", "schedule", "PBT")  # how a study's best ψ came about, in the
 T_POINTS = 1001  # samples of t in [0, 1]: a step of a piecewise policy is drawn as a (nearly) vertical segment
 FIGURE = "emphasis_psi_t"
 TABLE = "emphasis_over_time"
+LEGEND_COLUMNS = 3  # studies to a legend row: fixed, schedule and PBT side by side
 Curve = tuple[str, np.ndarray, np.ndarray]  # label, t, ψ(t)
 
 
@@ -115,18 +116,20 @@ def _figure(data: StudyData) -> Drawn:
     curves = emphasis_curves(data)
     if not curves:
         return None
-    colours = {_label(d): OKABE_ITO[i % len(OKABE_ITO)] for i, d in enumerate(emphasis_studies(data))}
+    studies = emphasis_studies(data)
+    colours = {_label(d): OKABE_ITO[i % len(OKABE_ITO)] for i, d in enumerate(studies)}
+    fixed = {_label(d) for d in studies if emphasis_kind(d) == "fixed"}  # dashed, on top: a course along it shows
     fig, panels = panel_grid(len(curves), 3.6, (2.6,))
     handles: dict[str, Any] = {}
     for index, ((key, drawn), (ax,)) in enumerate(zip(curves.items(), panels)):
         for label, t, psi in drawn:
-            style = "--" if label.endswith("(fixed)") else "-"
-            handles[label], = ax.plot(t, psi, style, color=colours[label], lw=1.6)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="training progress t", title=noise_label(data, key))
+            handles[label], = ax.plot(t, psi, "--" if label in fixed else "-", color=colours[label], lw=1.6,
+                                      zorder=3 if label in fixed else 2)
+        ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="training progress t", title=noise_label(data, key))
         ax.grid(alpha=0.3)
         if first_in_row(index):
             ax.set_ylabel("emphasis mode ψ")
-    legend_below(fig, list(handles.values()), list(handles), min(len(handles), 2))
+    legend_below(fig, list(handles.values()), list(handles), min(len(handles), LEGEND_COLUMNS))
     caption = ("The emphasis mode ψ = λ/(λ+1) of each comparable DM study's best setting over training progress t "
                "(0: the first step, 1: the last): flat (dashed) for a fixed setting, the searched schedule's course, "
                "and for Population Based Training the piecewise policy its best trial followed.")

@@ -151,9 +151,9 @@ def _emphasis_sections(data: StudyData, out: Path) -> list[_Section]:
             return []
         names = ", ".join(d.name for d in studies)
         sections = [_table(out, TABLE, f"{title}: final test accuracy", emphasis_table(data),
-                           f"The DM studies of this comparison ({names}), each by how its emphasis mode ψ was chosen: a "
-                           "fixed setting, a searched schedule of ψ over training, or Population Based Training's "
-                           "policy; with its number of search trials and, per "
+                           f"The DM studies of this comparison ({names}), each by how its emphasis mode ψ was "
+                           "chosen (kind): a fixed setting, a searched schedule of ψ over training, or Population "
+                           "Based Training's policy; with its number of search trials and, per "
                            f"{_tables.axis_name(data)}, the final retrains' test accuracy (%, mean ± sample std over "
                            "seeds; n: the seeds).")]
         figures = emphasis_figures(data, out)
