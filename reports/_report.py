@@ -19,6 +19,7 @@ import pandas as pd
 
 from reports import _tables
 from reports._compare import comparable_studies, comparison_table, published_comparison, setup
+from reports._emphasis import TABLE, emphasis_figures, emphasis_studies, emphasis_table
 from reports._load import StudyData, load_study
 from reports._search import importance_caveat, importance_table
 from reports._ties import searched_names
@@ -88,6 +89,7 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                            "Our final test accuracy beside each paper's published number for the same method, data "
                            "set, model, noise kind and rate (the paper's best row of that method), and the difference "
                            "in percentage points."))
+    sections += _emphasis_sections(data, out)
     sections.append(_table(out, "param_importances", "Parameter importances", importance_table(data),
                            "The share of the variation in validation accuracy that each searched parameter explains, "
                            f"per {axis} (Optuna's fANOVA evaluator over the search trials, seed 0)"
@@ -137,6 +139,28 @@ def _table_sections(data: StudyData, out: Path) -> list[_Section]:
                                "labels (fit_acc) and on the intact training examples (intact_acc): the form of seed "
                                "000's Table 3."))
     return sections
+
+
+def _emphasis_sections(data: StudyData, out: Path) -> list[_Section]:
+    """The emphasis-over-time table and ψ(t) figure, where a comparable DM study's best ψ varies over training; none
+    otherwise."""
+    title = "Emphasis over time"
+    try:
+        studies = emphasis_studies(data)
+        if not studies:
+            return []
+        names = ", ".join(d.name for d in studies)
+        sections = [_table(out, TABLE, f"{title}: final test accuracy", emphasis_table(data),
+                           f"The DM studies of this comparison ({names}), each by how its emphasis mode ψ was "
+                           "chosen (kind): a fixed setting, a searched schedule of ψ over training, or Population "
+                           "Based Training's policy; with its number of search trials and, per "
+                           f"{_tables.axis_name(data)}, the final retrains' test accuracy (%, mean ± sample std over "
+                           "seeds; n: the seeds).")]
+        figures = emphasis_figures(data, out)
+    except Exception as error:  # the emphasis part must not cost the rest of the report
+        return [_Section(title, f"No emphasis over time: reading or drawing it failed ({type(error).__name__}: "
+                                f"{error}).")]
+    return sections + [_Section(f"{title}: ψ(t)", caption, figure=Path(png)) for png, caption in figures]
 
 
 def _table(out: Path, stem: str, title: str, table: pd.DataFrame, sentence: str,
