@@ -1,7 +1,7 @@
 """One training run from the command line: `python -m trainers --dataset digits --method dm --lam 1 --beta 8`.
 
-A numeric method flag takes a schedule over training progress too, SHAPE:FROM:TO[:AT[:B]] (trainers.param_schedules),
-e.g. `--method dm --psi linear:0.5:0.2 --rho 4`.
+A numeric method flag takes a schedule over training progress too, SHAPE:FROM:TO[:AT[:B]] or piecewise:V0:T1:V1:...
+(trainers.param_schedules), e.g. `--method dm --psi linear:0.5:0.2 --rho 4`, `--psi piecewise:0.2:0.5:0.4`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ METHOD_HELP = {"eps": "DM family: the guard ε in w_i/(2(1 − p_i) + ε) (defau
                "rho": "dm: log max/min weight ratio ρ = β·ψ^λ·(1 − ψ), with --psi in place of --lam, --beta"}
 SCHEDULE_HELP = ("; a numeric one also takes a schedule over training progress t in [0, 1], SHAPE:FROM:TO[:AT[:B]] "
                  "with SHAPE linear, cosine, step (jumps at AT) or sigmoid (midpoint AT, steepness B), "
-                 "e.g. --psi linear:0.5:0.2")
+                 "e.g. --psi linear:0.5:0.2, or piecewise constant, piecewise:V0:T1:V1:...:Tn:Vn (each value from "
+                 "its breakpoint T on), e.g. --psi piecewise:0.2:0.5:0.4")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,8 +119,8 @@ def _number(text: str) -> int | float | str:
 
 
 def _float(text: str) -> float | str:
-    """A float, or where the text has a colon the text itself: a schedule SHAPE:FROM:TO[:AT[:B]], which the config
-    checks (a bad one: a one-line error naming the method's parameter)."""
+    """A float, or where the text has a colon the text itself: a schedule (SHAPE:FROM:TO[:AT[:B]], piecewise:...),
+    which the config checks (a bad one: a one-line error naming the method's parameter)."""
     try:
         return float(text)
     except ValueError:

@@ -1,20 +1,25 @@
 """Scheduled hyperparameters: values checked by hand, one-line errors, configs, the trainer following a schedule
-(exactly after a resume), the parameters in force as metrics, and the CLI."""
+(exactly after a resume), the parameters in force as metrics, and the CLI; piecewise-constant schedules and `policy`,
+the schedule a run followed, which retraces a run whose values changed between evaluations (as under PBT)."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from dataclasses import replace
+from itertools import islice
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from trainers import ConfigError, TrainConfig, Trainer, load_dataset
 from trainers.__main__ import _parser, config_from_args, main
 from trainers.methods import checked_params, in_force, params_at
-from trainers.param_schedules import ParamSchedule
+from trainers.param_schedules import ParamSchedule, policy
 
 REPO = Path(__file__).resolve().parents[2]
 PSI_SCHEDULE = {"psi": {"from": 0.5, "to": 0.2, "shape": "linear"}, "rho": 4.0}
@@ -216,3 +221,157 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+# Piecewise constant: values[j], j = the number of breakpoints <= t (a value takes over at its breakpoint).
+@pytest.mark.parametrize(("text", "expected"), [
+    ("piecewise:1:0.25:2:0.5:3", {-1.0: 1.0, 0.0: 1.0, 0.2499: 1.0, 0.25: 2.0, 0.2501: 2.0, 0.4999: 2.0, 0.5: 3.0,
+                                  1.0: 3.0, 2.0: 3.0}),
+    ("piecewise:0.5", {0.0: 0.5, 0.5: 0.5, 1.0: 0.5}),  # no breakpoint: a constant
+    ("piecewise:1:0:2", {0.0: 2.0, 1.0: 2.0}),  # a breakpoint at 0: the second value from the start
+    ("piecewise:1:1:2", {0.0: 1.0, 0.9999: 1.0, 1.0: 2.0}),  # at 1: only the end
+    ("piecewise:0.2:0.3:0.5:0.6:0.2", {0.0: 0.2, 0.29: 0.2, 0.3: 0.5, 0.59: 0.5, 0.6: 0.2}),  # and back
+])
+def test_piecewise_values_at_and_around_breakpoints(text: str, expected: dict) -> None:
+    schedule = ParamSchedule.parse("x", text)
+    assert {t: schedule.value(t) for t in expected} == expected
+
+
+def test_piecewise_at_a_step_count_takes_over_at_that_step() -> None:
+    total = 240
+    schedule = ParamSchedule.parse("psi", f"piecewise:0.2:{repr(7 / total)}:0.5")
+    assert [schedule.value(s / total) for s in (6, 7, 8)] == [0.2, 0.5, 0.5]  # as the trainer reads it: step / total
+
+
+def test_piecewise_forms_round_trip_exactly() -> None:
+    text = "piecewise:0.2:0.25:0.4:0.5:0"
+    schedule = ParamSchedule.parse("psi", text)
+    assert schedule == ParamSchedule(0.2, 0.0, "piecewise", values=(0.2, 0.4, 0.0), breakpoints=(0.25, 0.5))
+    assert schedule.to_dict() == {"shape": "piecewise", "values": [0.2, 0.4, 0.0], "at": [0.25, 0.5]}
+    assert str(schedule) == text and schedule.ends() == (0.0, 0.4)
+    assert ParamSchedule.parse("psi", schedule.to_dict()) == schedule
+    assert ParamSchedule.parse("psi", json.loads(json.dumps(schedule.to_dict()))) == schedule
+    exact = ParamSchedule.parse("psi", {"shape": "piecewise", "values": [1 / 3, 0.1 + 0.2], "at": [7 / 240]})
+    assert str(exact) == f"piecewise:{1 / 3!r}:{7 / 240!r}:{0.1 + 0.2!r}"
+    assert ParamSchedule.parse("psi", str(exact)) == exact  # no digit lost
+    assert str(ParamSchedule.parse("psi", {"shape": "piecewise", "values": [0.5]})) == "piecewise:0.5"
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ("piecewise:1:0.6:2:0.5:3", "breakpoints 'at' rise strictly within [0, 1]"),
+    ("piecewise:1:0.5:2:0.5:3", "breakpoints 'at' rise strictly within [0, 1]"),
+    ("piecewise:1:1.5:2", "breakpoints 'at' rise strictly within [0, 1]"),
+    ("piecewise:1:-0.1:2", "breakpoints 'at' rise strictly within [0, 1]"),
+    ("piecewise:1:0.5", "an odd count of numbers"),
+    ("piecewise", "an odd count of numbers"),
+    ("piecewise:1:x:2", "breakpoint 'x' is not a number"),
+    ("piecewise:1:0.5:nan", "'values' is a list of finite numbers"),
+    ({"shape": "piecewise", "values": [1, 2], "at": [0.2, 0.5]}, "not 2 values and 2 breakpoints"),
+    ({"shape": "piecewise", "values": [], "at": []}, "not 0 values and 0 breakpoints"),
+    ({"shape": "piecewise", "values": [1, 2]}, "not 2 values and 0 breakpoints"),
+    ({"shape": "piecewise", "at": [0.5]}, "needs 'values'"),
+    ({"shape": "piecewise", "values": 1}, "'values' is a list of finite numbers"),
+    ({"shape": "piecewise", "values": [1, 2], "at": 0.5}, "'at' is a list of finite numbers"),
+    ({"shape": "piecewise", "values": [1, "2"], "at": [0.5]}, "'values' is a list of finite numbers"),
+    ({"shape": "piecewise", "from": 1, "to": 2, "values": [1]}, "'from' is not for shape piecewise"),
+    ({"shape": "piecewise", "values": [1], "b": 3}, "'b' is not for shape piecewise"),
+    ({"from": 0, "to": 1, "values": [1]}, "'values' is for piecewise, not shape linear"),
+])
+def test_a_bad_piecewise_schedule_is_one_config_error_naming_the_field(value: object, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(method="dm", method_params={"lam": value})
+    assert caught.value.field == "dm.lam" and caught.value.value == value and words in caught.value.allowed
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("dm.lam: ")
+
+
+def test_piecewise_is_checked_at_its_least_and_greatest_value() -> None:
+    with pytest.raises(ConfigError, match=r"^lam: -1\.0 is not allowed \(λ ≥ 0\)$"):
+        TrainConfig(method="dm", method_params={"lam": "piecewise:1:0.3:-1:0.6:2"})
+    with pytest.raises(ConfigError, match=r"^psi: 1\.0 is not allowed \(ψ in \[0, 1\)"):
+        TrainConfig(method="dm", method_params={"psi": "piecewise:0.2:0.3:1:0.6:0.4", "rho": 4})
+
+
+def test_piecewise_compact_form_works_where_a_schedule_is_taken() -> None:
+    params = {"psi": "piecewise:0.2:0.5:0.4", "rho": 4.0}
+    lam = [0.2 / 0.8, 0.4 / 0.6]  # λ = ψ/(1 − ψ)
+    assert [params_at("dm", params, t)["lam"] for t in (0.4999, 0.5)] == pytest.approx(lam, rel=1e-15)
+    assert [in_force("dm", params, t)["psi"] for t in (0.0, 0.4999, 0.5, 1.0)] == [0.2, 0.2, 0.4, 0.4]
+    config = TrainConfig(method="dm", method_params=params)
+    assert config.method_params["psi"] == {"shape": "piecewise", "values": [0.2, 0.4], "at": [0.5]}
+    assert TrainConfig(**json.loads(json.dumps(config.to_dict()))) == config
+    args = _parser().parse_args(["--method", "dm", "--psi", "piecewise:0.2:0.5:0.4", "--rho", "4"])
+    assert config_from_args(args).method_params == {**config.method_params, "rho": 4.0}
+
+
+def expected_value(history: list[dict], name: str, step: int) -> float:
+    """The value that an evaluation history says the training step `step` (0-based) used: the one reported at the
+    first evaluation after it (the last one's after the last evaluation)."""
+    return next((m[name] for m in history if step < m["step"]), history[-1][name])
+
+
+def test_policy_of_a_hand_made_history() -> None:
+    rows = [(10, 0.2, 4.0), (20, 0.2, 4.0), (30, 0.5, 4.0), (40, 0.5, 4.0), (50, 0.3, 4.0), (60, 0.3, 4.0)]
+    history = [{"step": s, "psi": psi, "rho": rho, "train_loss": 1.0} for s, psi, rho in rows]
+    got = policy(history, ["psi", "rho"], 64)
+    # psi: 0.2 for steps 0-19, 0.5 from step 20 (evaluation 2's step) on, 0.3 from step 40 on: 20/64, 40/64
+    assert got == {"psi": "piecewise:0.2:0.3125:0.5:0.625:0.3", "rho": 4.0} and type(got["rho"]) is float
+    schedule = ParamSchedule.parse("psi", got["psi"])
+    assert [schedule.value(s / 64) for s in range(64)] == [expected_value(history, "psi", s) for s in range(64)]
+    assert policy(history[:1], ["psi"], 64) == {"psi": 0.2}
+    changing_first = [{"step": 3, "psi": 0.1}, {"step": 6, "psi": 0.4}]  # a change right after the first evaluation
+    assert policy(changing_first, ["psi"], 7) == {"psi": f"piecewise:0.1:{3 / 7!r}:0.4"}
+    with pytest.raises(ValueError, match="rise strictly"):
+        policy([{"step": 10, "psi": 0.2}, {"step": 10, "psi": 0.3}], ["psi"], 64)
+
+
+def without_time(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "time"} for m in history]
+
+
+def pbt_run(config: TrainConfig, digits, segments: list[tuple[int | None, dict]]) -> Trainer:
+    """A run whose method_params change between evaluations, as Population Based Training changes a trial's: each
+    segment trains `evaluations` more evaluations (None: to the end) in a new Trainer with its params, which continues
+    from the previous one's state_dict (through torch.save and torch.load, as a checkpoint)."""
+    trainer = None
+    for evaluations, params in segments:
+        following = Trainer(replace(config, method_params=params), digits)
+        if trainer is not None:
+            buffer = io.BytesIO()
+            torch.save(trainer.state_dict(), buffer)
+            buffer.seek(0)
+            following.load_state_dict(torch.load(buffer, weights_only=True))
+        trainer = following
+        list(islice(iter(trainer), evaluations))
+    return trainer
+
+
+PBT_CONFIG = dict(dataset="digits", model="mlp", method="dm", noise_rate=0.4, epochs=None, iterations=200,
+                  eval_every=20, device="cpu", diag_subsample=0)
+
+
+@pytest.mark.parametrize(("segments", "expected"), [
+    ([(3, {"psi": 0.2, "rho": 4.0}), (None, {"psi": 0.5, "rho": 4.0})],
+     {"psi": "piecewise:0.2:0.3:0.5", "rho": 4.0}),  # the switch at evaluation 3's step, 60 of 200
+    ([(2, {"psi": 0.2, "rho": 4.0}), (3, {"psi": 0.5, "rho": 4.0}), (None, {"psi": 0.3, "rho": 6.0})],
+     {"psi": "piecewise:0.2:0.2:0.5:0.5:0.3", "rho": "piecewise:4:0.5:6"}),
+])
+def test_the_policy_of_a_pbt_like_run_retraces_it_from_the_start(digits, segments: list, expected: dict) -> None:
+    config = TrainConfig(**PBT_CONFIG)
+    a = pbt_run(config, digits, segments)
+    assert a.step == a.total_steps == 200 and len(a.history) == 10
+    assert {"train_loss", "val_acc", "test_acc", "psi", "rho", "lam", "beta"} <= a.history[-1].keys()
+    got = policy(a.history, ["psi", "rho"], a.total_steps)
+    assert got == expected
+    b = Trainer(replace(config, method_params=got), digits)
+    list(b)
+    assert without_time(b.history) == without_time(a.history)  # exactly: every metric of every evaluation
+
+
+def test_a_breakpoint_one_step_off_does_not_retrace_the_run(digits) -> None:
+    """The equality above is no accident of psi mattering little: one step later, the losses differ."""
+    config = TrainConfig(**PBT_CONFIG)
+    a = pbt_run(config, digits, [(3, {"psi": 0.2, "rho": 4.0}), (None, {"psi": 0.5, "rho": 4.0})])
+    late = Trainer(replace(config, method_params={"psi": f"piecewise:0.2:{61 / 200!r}:0.5", "rho": 4.0}), digits)
+    list(late)
+    assert without_time(late.history[:3]) == without_time(a.history[:3])
+    assert all(x["train_loss"] != y["train_loss"] for x, y in zip(late.history[3:], a.history[3:]))
