@@ -12,7 +12,7 @@ Pure functions of a trial: no Ray, no MLflow, nothing computed but the suggested
 
 from search_spaces._grids import GRIDS, grid_method, paper_best, paper_grid
 from search_spaces._reparam import PARAMETRIZATIONS, Parametrization, as_point, from_psi_rho, to_psi_rho
-from search_spaces._spaces import Space, default_ranges, make_space
+from search_spaces._spaces import Space, default_ranges, make_space, space_bounds
 
 __all__ = [
     "GRIDS",
@@ -26,5 +26,6 @@ __all__ = [
     "make_space",
     "paper_best",
     "paper_grid",
+    "space_bounds",
     "to_psi_rho",
 ]

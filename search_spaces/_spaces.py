@@ -84,6 +84,15 @@ class _Space:
         return from_point(point, self.parametrization) or None
 
 
+def space_bounds(space: Space) -> dict[str, tuple[float, float, bool]]:
+    """(low, high, log scale) of each range that `space` (from `make_space`) searches, by the space's own names.
+
+    >>> space_bounds(make_space("dm", parametrization="psi_rho", ranges={"rho": (4.0, 4.0)}))
+    {'psi': (0.0, 0.6666666666666666, False), 'rho': (4.0, 4.0, True)}
+    """
+    return {name: (r.low, r.high, r.log) for name, r in space.ranges}
+
+
 def default_ranges(method: str, parametrization: Parametrization = "lam_beta", *,
                    batch_size: int | None = None) -> dict[str, tuple[float, float]]:
     """The default (low, high) of each hyperparameter that `make_space` searches for `method`.

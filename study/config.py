@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from search_spaces import GRIDS, PARAMETRIZATIONS, grid_method, make_space, paper_grid
+from search_spaces import GRIDS, PARAMETRIZATIONS, default_ranges, grid_method, make_space, paper_grid
 from study._yaml import RATE_TOLERANCE, apply_override, as_rate, merge, one_line, read_yaml
 from study.label_sets import LabelSet, label_sets, noise_kinds
 from trainers.catalog import HUMAN_NOISE_KINDS, NOISE_KINDS
@@ -36,6 +36,7 @@ __all__ = [
     "GRIDS",
     "PARAMETRIZATIONS",
     "AshaConfig",
+    "PbtConfig",
     "FinalConfig",
     "ResourcesConfig",
     "SearchConfig",
@@ -44,7 +45,7 @@ __all__ = [
     "study_config_from_dict",
 ]
 
-SEARCH_MODES = ("optuna", "grid")
+SEARCH_MODES = ("optuna", "grid", "pbt")
 DEFAULT_RATES = (0.0, 0.2, 0.4, 0.6)
 DEFAULT_TRAIN = TrainConfig(dataset="digits", model="mlp", epochs=20, lr=0.01, batch_size=128)
 
@@ -80,10 +81,30 @@ class AshaConfig:
 
 
 @dataclass(frozen=True)
+class PbtConfig:
+    """Population Based Training of each label set's population (Ray Tune's PopulationBasedTraining): every
+    `perturbation_interval` evaluations, a trial in the lowest `quantile_fraction` takes the weights and values of one
+    in the highest, its values then perturbed (× 0.8 or × 1.2, or with `resample_probability` drawn anew)."""
+
+    perturbation_interval: int = 2  # evaluations between two rankings of a trial
+    quantile_fraction: float = 0.25  # share of the population that is copied (and that is replaced)
+    resample_probability: float = 0.25  # chance that a copied value is drawn from its range instead of perturbed
+
+    def __post_init__(self) -> None:
+        interval = self.perturbation_interval
+        _check("perturbation_interval", interval, _is_int(interval) and interval >= 1, "an integer ≥ 1, in evaluations")
+        fraction, resample = self.quantile_fraction, self.resample_probability
+        _check("quantile_fraction", fraction, _is_number(fraction) and 0 < fraction <= 0.5, "a number in (0, 0.5]")
+        _check("resample_probability", resample, _is_number(resample) and 0 <= resample <= 1, "a number in [0, 1]")
+        object.__setattr__(self, "quantile_fraction", float(fraction))
+        object.__setattr__(self, "resample_probability", float(resample))
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """How each noise rate is searched: an Optuna search over `ranges`, or one of the papers' grids."""
 
-    mode: Literal["optuna", "grid"] = "optuna"
+    mode: Literal["optuna", "grid", "pbt"] = "optuna"  # pbt: a population of num_samples per noise rate
     # mode grid: one of GRIDS, or {param: [values], ...} of the method's parameters (every combination, the first
     # key outermost; DM's: {lam: [...], beta: [...]}); required then, refused otherwise
     grid: str | Mapping[str, Sequence[Any]] | None = None
@@ -95,11 +116,12 @@ class SearchConfig:
     ranges: Mapping[str | float, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
     tune_lr: bool = False
     tune_weight_decay: bool = False
-    num_samples: int = 6  # Optuna trials per noise rate
+    num_samples: int = 6  # Optuna trials per noise rate (mode pbt: the population's size)
     max_concurrent: int | None = None  # trials under way at once, of every label set; None: every trial slot
     seed: int = 0  # the sampler's seed
     warm_start: bool = True  # first try the papers' best, and the best so far of the label set before
     asha: AshaConfig | None = None  # None: every trial runs to the end
+    pbt: PbtConfig | None = None  # mode pbt's settings (None there: the defaults); null with the other modes
 
     def __post_init__(self) -> None:
         _one_of("mode", self.mode, SEARCH_MODES)
@@ -121,6 +143,23 @@ class SearchConfig:
                        f"an integer ≥ {low}" + (", or null (every trial slot)" if name == "max_concurrent" else ""))
         _check("asha", self.asha, self.asha is None or isinstance(self.asha, AshaConfig),
                "null, or a mapping of grace_period and reduction_factor")
+        if self.mode == "pbt":
+            self._check_pbt()
+        else:
+            _check("pbt", self.pbt, self.pbt is None, "only with mode pbt; null with mode " + self.mode)
+
+    def _check_pbt(self) -> None:
+        """Mode pbt: a population of at least 2, no ASHA, only the method's parameters perturbed (a copied optimiser
+        keeps its own learning rate), and a parametrization of values, not of schedule ends."""
+        object.__setattr__(self, "pbt", PbtConfig() if self.pbt is None else self.pbt)
+        _check("pbt", self.pbt, isinstance(self.pbt, PbtConfig),
+               "null, or a mapping of perturbation_interval, quantile_fraction and resample_probability")
+        _check("num_samples", self.num_samples, self.num_samples >= 2, "an integer ≥ 2 with mode pbt (a population)")
+        _check("asha", self.asha, self.asha is None, "null with mode pbt: PBT replaces the worst trials itself")
+        for name in ("tune_lr", "tune_weight_decay"):
+            _check(name, True, not getattr(self, name), "false with mode pbt: PBT perturbs the method's parameters")
+        _check("parametrization", self.parametrization, self.parametrization != "psi_schedule",
+               "lam_beta or psi_rho with mode pbt (PBT makes its own schedule of psi)")
 
     def grid_cells(self) -> list[dict[str, Any]]:
         """Mode grid: the cells (a paper's in its order; of a mapping, every combination, the first key outermost:
@@ -216,6 +255,8 @@ class StudyConfig:
                f"{self.search.parametrization} reparametrises DM's lam and beta; method {self.method!r} needs "
                "lam_beta")
         _check_search_space(self.method, self.train, self.search)
+        _check("search.mode", "pbt", self.search.mode != "pbt" or bool(default_ranges(self.method)),
+               f"optuna or grid for {self.method}: PBT needs parameters of the method to perturb")
         _check("train.device", self.train.device, self.train.device != "cuda" or self.resources.gpus_per_trial > 0,
                "cuda needs resources.gpus_per_trial > 0: a trial that asks Ray for no GPU sees none")
         for label_set in self.label_sets:  # the data set, noise and method together, as each trial gets them
@@ -251,8 +292,12 @@ class StudyConfig:
         })
 
     def config_hash(self) -> str:
-        """12 hex digits naming these settings: sha256 of `to_dict()` as canonical JSON."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        """12 hex digits naming these settings: sha256 of `to_dict()` as canonical JSON (search.pbt left out where it
+        is null, so that a study of the modes before PBT keeps its name)."""
+        data = self.to_dict()
+        if data["search"].get("pbt") is None:
+            data["search"].pop("pbt", None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -276,7 +321,8 @@ def study_config_from_dict(data: Mapping[str, Any], *, allow_missing_gpu: bool =
         raise ConfigError("config", data, "a mapping of study settings")
     sections: dict[str, Callable[[Any, str], Any]] = {
         "train": lambda value, key: _section(TrainConfig, value, key, "training settings", refused=STUDY_SET),
-        "search": lambda value, key: _section(SearchConfig, value, key, "search settings", {"asha": _asha}),
+        "search": lambda value, key: _section(SearchConfig, value, key, "search settings",
+                                             {"asha": _asha, "pbt": _pbt}),
         "final": lambda value, key: _section(FinalConfig, value, key, "final-retrain settings"),
         "resources": lambda value, key: _section(ResourcesConfig, value, key, "per-trial resources"),
     }
@@ -328,6 +374,13 @@ def _asha(value: Any, key: str) -> AshaConfig | None:
     if value is None:
         return None
     return _section(AshaConfig, value, key, "ASHA settings (grace_period, reduction_factor), or null")
+
+
+def _pbt(value: Any, key: str) -> PbtConfig | None:
+    if value is None:
+        return None
+    return _section(PbtConfig, value, key, "PBT settings (perturbation_interval, quantile_fraction, "
+                    "resample_probability), or null")
 
 
 def _method_params(method: str, params: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from study.recovery import (KeepStateCopy, SchedulerState, StopOnStorageError, e
 from study.console import Console, Echo
 from study.experiment import experiment_tags
 from study.retries import retrying_crashes_only
+from study.population import LabelSetPBT
 from study.scheduler import PerLabelSet
 from study.searcher import FINAL, METRIC, SEARCH, Plan, StudySearcher, choose, label_set_key, stage_of, within
 from study.stage_ends import Outcomes, StageEnds
@@ -262,7 +263,7 @@ def run_study(config: StudyConfig, *, address: str | None = None, storage: str |
         if not all(rs.search_done and rs.final_done for rs in state.rates.values()):
             for label_set in config.label_sets:
                 if not state.rates[label_set.key].search_done:
-                    console.echo(f"{label_set.name()}: searching {config.method} ({_search_size(config)} trials)")
+                    console.echo(f"{label_set.name()}: {_searching(config)}")
             _run_trials(config, state, folder, outage, trainable, console)
         outage.patiently(lambda: _close_study(state))
     state.finished = True
@@ -354,9 +355,12 @@ def _base(config: StudyConfig, label_set: LabelSet, split: str) -> dict[str, Any
 
 def _trainable(config: StudyConfig, data: Dataset) -> Any:
     """The study's trainable: `train_trial` with the data set put once in Ray's object store (each trial process gets
-    it from there instead of loading it) and the config's checkpoint interval, reserving the config's resources."""
+    it from there instead of loading it), the config's checkpoint interval and (mode pbt) the names PBT changes,
+    reserving the config's resources."""
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
-    trainable = tune.with_parameters(train_trial, data=data, checkpoint_every_s=config.checkpoint_every_s)
+    population = _searched(config) if config.search.mode == "pbt" else []
+    trainable = tune.with_parameters(train_trial, data=data, checkpoint_every_s=config.checkpoint_every_s,
+                                     population=population)
     return tune.with_resources(trainable, resources)
 
 
@@ -367,6 +371,15 @@ def _search_size(config: StudyConfig) -> int:
     if s.mode == "grid":
         return len(s.grid_cells()) * s.repeats
     return s.num_samples if _searched(config) else 1
+
+
+def _searching(config: StudyConfig) -> str:
+    """The console's line of a label set's search as it starts."""
+    if config.search.mode == "pbt":
+        return (f"Population Based Training of {config.method}, a population of {config.search.num_samples} "
+                f"({', '.join(_searched(config))} perturbed every {config.search.pbt.perturbation_interval} "
+                "evaluations)")
+    return f"searching {config.method} ({_search_size(config)} trials)"
 
 
 def _trial_count(config: StudyConfig) -> int:
@@ -424,6 +437,8 @@ def _tuner(trainable: Any, folder: Path, name: str, param_space: dict[str, Any],
         # holds the restored Tuner's scheduler (Tune restores callback states by their place in the list)
         run_config = local.get_run_config()
         schedulers = [c for c in run_config.callbacks if isinstance(c, SchedulerState)]
+        for new in (c for c in callbacks if isinstance(c, SchedulerState)):
+            schedulers[0].scheduler.adopt(new.scheduler)
         run_config.callbacks = [schedulers[0] if isinstance(c, SchedulerState) else c for c in callbacks]
         run_config.verbose, run_config.progress_reporter = int(verbose), reporter
     return tuner
@@ -438,19 +453,11 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
     several = len(noise_kinds(config.noise)) > 1
     new = not tune.Tuner.can_restore(str(folder / TRIALS))  # a restored Tuner keeps its own searcher and plans
     searcher = StudySearcher(_plans(config, console.echo if new else lambda line: None), console.echo)
-    scheduler = None
-    if s.asha is not None:
-        evaluations = _evaluations(config)
-        asha = s.asha
-
-        def make() -> ASHAScheduler:
-            return ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=evaluations,
-                                 grace_period=min(asha.grace_period, evaluations),
-                                 reduction_factor=asha.reduction_factor)
-
-        scheduler = PerLabelSet(make, [ls.key for ls in sets], several)
-    # the limiter also sets how many trials Tune starts at once (with a bare searcher: one after another)
-    limited = ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent or trial_slots(config))
+    scheduler = _scheduler(config, searcher, several)
+    # the limiter also sets how many trials Tune starts at once (with a bare searcher: one after another); PBT's
+    # populations are handed out whole (Tune shares the slots among them)
+    limit = s.max_concurrent or trial_slots(config)
+    limited = ConcurrencyLimiter(searcher, max_concurrent=max(limit, len(sets) * s.num_samples if s.pbt else 0))
     tune_config = tune.TuneConfig(search_alg=limited, scheduler=scheduler, num_samples=_trial_count(config),
                                   reuse_actors=True, trial_dirname_creator=trial_folder)
     label = len(sets) > 1
@@ -460,6 +467,8 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
                 for ls in sets for stage in (SEARCH, FINAL)}
     by_label_set = ByLabelSet(trackers, several)
     named = {ls.key: ls for ls in sets}
+    if scheduler is not None:
+        scheduler.on_exploit = lambda key, record: _exploited(trackers[key, SEARCH], named[key], record, console)
     expected = {(ls.key, stage): n for ls in sets for stage, n in ((SEARCH, _search_size(config)),
                                                                    (FINAL, config.final.n_seeds))}
 
@@ -482,6 +491,37 @@ def _run_trials(config: StudyConfig, state: StudyState, folder: Path, outage: Ou
         for stage in (SEARCH, FINAL):
             outcomes = [(r.config, r.metrics or {}, r.error is not None) for r in mine[ls.key, stage]]
             _stage_ended(config, state, ls, stage, outcomes, folder, outage, console, running=False)
+
+
+def _scheduler(config: StudyConfig, searcher: StudySearcher, several: bool) -> PerLabelSet | None:
+    """The study's scheduler: ASHA (search.asha) or PBT (mode pbt) within each label set; None: neither."""
+    s, keys = config.search, [ls.key for ls in config.label_sets]
+    if s.pbt is not None:
+        pbt = s.pbt
+
+        def make_pbt(key: str) -> LabelSetPBT:
+            return LabelSetPBT(metric=METRIC, perturbation_interval=pbt.perturbation_interval,
+                               bounds=search_spaces.space_bounds(searcher.plans[key].space),
+                               quantile_fraction=pbt.quantile_fraction, resample_probability=pbt.resample_probability)
+
+        return PerLabelSet(make_pbt, keys, several)
+    if s.asha is None:
+        return None
+    evaluations, asha = _evaluations(config), s.asha
+
+    def make_asha(key: str) -> ASHAScheduler:
+        return ASHAScheduler(metric=METRIC, mode="max", time_attr="training_iteration", max_t=evaluations,
+                             grace_period=min(asha.grace_period, evaluations), reduction_factor=asha.reduction_factor)
+
+    return PerLabelSet(make_asha, keys, several)
+
+
+def _exploited(tracker: MlflowTracker, label_set: LabelSet, record: dict[str, Any], console: Console) -> None:
+    """Say an exploitation (study.population's record) on the console and as a tag of the exploiting trial's run:
+    exploit.<n> = "step S of trial T: psi=0.31, rho=4.2" (the n-th; the values it goes on with)."""
+    line = f"step {record['step']} of trial {record['source']}: {choice.fmt_setting(record['values'])}"
+    tracker.tag(record["trial"], f"exploit.{record['number']}", line)
+    console.echo(f"  pbt {label_set.name()}: trial {record['trial']} goes on from {line}")
 
 
 def trial_slots(config: StudyConfig) -> int:
@@ -524,6 +564,7 @@ def _plans(config: StudyConfig, echo: Echo) -> list[Plan]:
                                               for p in _warm_points(config, ls, names)],
                                  lambda line, ls=ls: echo(f"{ls.name()}: {line}"))
             plan.warm_names, plan.neighbour = names, keys[index - 1] if index else None
+            plan.population = s.mode == "pbt"
         plans.append(plan)
     return plans
 

@@ -142,7 +142,7 @@ class SchedulerState(Callback):
         self.scheduler = scheduler  # pickled with the Tuner, together with Tune's own reference to it
 
     def get_state(self) -> dict[str, Any]:
-        return {"scheduler": dict(vars(self.scheduler))}
+        return {"scheduler": dict(self.scheduler.__getstate__())}  # its own pickled state (a live hook left out)
 
     def set_state(self, state: dict[str, Any]) -> None:
         vars(self.scheduler).update(state["scheduler"])

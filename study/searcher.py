@@ -20,14 +20,14 @@ import numpy as np
 import optuna
 from optuna.distributions import (BaseDistribution, FloatDistribution, IntDistribution, distribution_to_json,
                                   json_to_distribution)
-from optuna.samplers import TPESampler
+from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from ray.tune.search import Searcher
 
 import search_spaces
 from study import choice
 from study.label_sets import LabelSet
-from trainables import TRAIN_KEY, own_values
+from trainables import POLICY, TRAIN_KEY, own_values
 
 METRIC = "val_acc"
 SEARCH, FINAL = "search", "final"
@@ -39,7 +39,8 @@ Echo = Callable[[str], None]
 class Plan:
     """What a study does for one label set: `trials` search trials drawn from `space` (Optuna, TPE seeded `seed`,
     `points` tried first) or the grid's `cells` (one per trial, in order), then `finals` retrains of the best setting
-    (seeds 0 … finals − 1). `warm_names`: the names a neighbour's best is projected on to warm this search
+    (seeds 0 … finals − 1); a `population` (PBT) is drawn from `space` at random, the
+    points first, and its trials are given the space's own values (psi, rho), which PBT changes. `warm_names`: the names a neighbour's best is projected on to warm this search
     (`parametrization`: how they become the space's own); `neighbour`: the key of the label set that warms it."""
 
     label_set: LabelSet
@@ -52,6 +53,7 @@ class Plan:
     warm_names: list[str] = field(default_factory=list)
     parametrization: str = "lam_beta"
     neighbour: str | None = None
+    population: bool = False  # a PBT population: its trials drawn at random from `space`, all at once, told nothing
 
     @property
     def key(self) -> str:
@@ -89,11 +91,21 @@ def stage_of(config: Mapping[str, Any]) -> str:
 def scored(config: Mapping[str, Any], metrics: Mapping[str, Any] | None, errored: bool
            ) -> tuple[dict[str, Any], float] | None:
     """A search trial's (setting, last val_acc), or None where it failed or reported no finite val_acc: what the
-    choice of a label set's best counts (the searcher's and the driver's alike)."""
+    choice of a label set's best counts (the searcher's and the driver's alike). A PBT trial's setting is the
+    schedule it followed (its results' POLICY values), not the values it started or ended with."""
     value = (metrics or {}).get(METRIC)
     if errored or value is None or not math.isfinite(value):
         return None
-    return setting_of(config), float(value)
+    followed = {key.removeprefix(POLICY): _number_or_text(v) for key, v in metrics.items() if key.startswith(POLICY)}
+    return setting_of(config) | followed, float(value)
+
+
+def _number_or_text(value: Any) -> Any:
+    """A policy's value: a number where it is one ("4.0"), else the schedule's compact text."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def choose(outcomes: Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None, bool]]) -> choice.Ranked | None:
@@ -115,7 +127,7 @@ class StudySearcher(Searcher):
         self._studies: dict[str, optuna.Study] = {}
         for plan in plans:
             if plan.space is not None:
-                study = optuna.create_study(direction="maximize", sampler=TPESampler(seed=plan.seed))
+                study = optuna.create_study(direction="maximize", sampler=_sampler(plan, plan.seed))
                 for point in plan.points:
                     study.enqueue_trial(point)
                 self._studies[plan.key] = study
@@ -149,8 +161,8 @@ class StudySearcher(Searcher):
         else:
             trial = self._studies[plan.key].ask()
             values = plan.space(trial) or {}  # first: it draws the trial's params
-            config |= {**trial.params, **values}
-            number, stage = trial.number, SEARCH
+            config |= trial.params if plan.population else {**trial.params, **values}
+            number, stage = None if plan.population else trial.number, SEARCH
         self._given[plan.key][stage] += 1
         self._live[trial_id] = (plan.key, stage, number, config)
         return config
@@ -190,7 +202,7 @@ class StudySearcher(Searcher):
         self._scores = {key: [(setting, value) for setting, value in scores] for key, scores in state["scores"].items()}
         for key, records in state["studies"].items():
             seed = int(np.random.SeedSequence([self.plans[key].seed, len(records)]).generate_state(1)[0])
-            study = optuna.create_study(direction="maximize", sampler=TPESampler(seed=seed))
+            study = optuna.create_study(direction="maximize", sampler=_sampler(self.plans[key], seed))
             for record in records:
                 if record["state"] == TrialState.WAITING.name:
                     study.enqueue_trial(record["fixed"])
@@ -241,6 +253,11 @@ class StudySearcher(Searcher):
                 if self.echo is not None:
                     self.echo(f"{plan.label_set.name()}: warm start from {self.plans[key].label_set.name()}'s best "
                               f"so far, {choice.fmt_setting(point)}")
+
+
+def _sampler(plan: Plan, seed: int) -> optuna.samplers.BaseSampler:
+    """A plan's Optuna sampler: TPE, seeded; a population's, uniform at random."""
+    return RandomSampler(seed=seed) if plan.population else TPESampler(seed=seed)
 
 
 def _trial_record(trial: FrozenTrial) -> dict[str, Any]:

@@ -165,6 +165,10 @@ class MlflowTracker(Callback):
         self._write(_Write(trial.trial_id, result.get("config") or trial.config, step, metrics))
         self._last[trial.trial_id] = result
 
+    def tag(self, trial_id: str, key: str, value: str) -> None:
+        """Set the tag `key` of trial `trial_id`'s run (queued with its other writes)."""
+        self._write(_Write(trial_id, tags=(RunTag(key, value[:5000]),)))
+
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         reason = error_reason(trial.error_file)
         self._write(_Write(trial.trial_id, trial.config, tags=(RunTag("retries", str(trial.num_failures)),)))

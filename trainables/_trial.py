@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from ray import tune
@@ -17,11 +18,14 @@ from ray import tune
 from trainers import Dataset, TrainConfig, Trainer, load_dataset
 from trainers.datasets import provide_dataset
 from trainers.methods import method_values, updated_params
+from trainers.param_schedules import policy
 
 TRAIN_KEY = "train"  # the trial config's base TrainConfig, as a dict
 STATE_FILE = "state.pt"
 # Beside STATE_FILE: how many of the state's evaluations Tune has been told of (a restore reports the rest first)
 REPORTED_FILE = "reported.txt"
+DIVERGED = "diverged"  # a population trial's last result where its training loss stopped being finite
+POLICY = "policy."  # a population trial's results: policy.<name>, the schedule it has followed (lineage included)
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _DATA: dict[tuple[str, str | None], Dataset] = {}  # per worker process, so reused actors load a data set once
 
@@ -92,7 +96,8 @@ def load_state(folder: str | Path, device: torch.device | str = "cpu") -> dict[s
     return torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=True)
 
 
-def train_trial(config: dict[str, Any], data: Dataset | None = None, checkpoint_every_s: float = 0.0) -> None:
+def train_trial(config: dict[str, Any], data: Dataset | None = None, checkpoint_every_s: float = 0.0,
+                population: Sequence[str] = ()) -> None:
     """Ray Tune function trainable: train, report each evaluation, checkpoint, resume from the last checkpoint.
 
     `data`: the trial's data set, handed over by the study (`tune.with_parameters`: one load for the whole study, in
@@ -101,6 +106,11 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None, checkpoint_
     Tune knows of the trial (see `study.recovery`) first reports the evaluations Tune missed, from the state's
     history, so Tune's iteration count and its scheduler see each evaluation once, in order; one behind it reports
     again the evaluations since (Tune's callbacks and schedulers then see those steps twice).
+
+    `population`: the hyperparameters that Population Based Training changes (empty: none). A population trial
+    checkpoints at every report (PBT copies the last), reports the schedule it has followed so far as POLICY + name
+    (from its history, which a copied checkpoint carries: its lineage), and where its loss stops being finite reports
+    DIVERGED (val_acc NaN) before it fails, so that PBT can replace it.
     """
     if data is not None:  # a data set registered in the driver only (register_dataset) is known here by its data
         provide_dataset(config[TRAIN_KEY]["dataset"], data)
@@ -112,26 +122,43 @@ def train_trial(config: dict[str, Any], data: Dataset | None = None, checkpoint_
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load_state(folder, trainer.device))
             seen = _reported(folder, len(trainer.history))
+    if population and trainer.step == trainer.total_steps:  # PBT copied a trial at its end: that end is this one's
+        seen = min(seen, len(trainer.history) - 1)
     constants = {"chance": 1 / trainer.info["num_classes"], "total_steps": trainer.total_steps}
     if trainer.info["noise_rate_realised"] is not None:  # None: the true labels are unknown
         constants["noise_rate_realised"] = trainer.info["noise_rate_realised"]
+    every = 0.0 if population else checkpoint_every_s
     saved = time.monotonic()
-    for metrics in itertools.chain(trainer.history[seen:], trainer):
-        seen += 1
-        if trainer.step < trainer.total_steps and time.monotonic() - saved < checkpoint_every_s:
-            tune.report({**metrics, **constants})
-            continue
-        saved = time.monotonic()
-        where = tempfile.gettempdir()  # this worker's temporary folder, then (None) the study's storage folder
-        try:
-            with tempfile.TemporaryDirectory() as folder:
-                with (Path(folder) / STATE_FILE).open("wb") as file:  # a full disk: OSError, not torch's RuntimeError
-                    torch.save(trainer.state_dict(), file)
-                (Path(folder) / REPORTED_FILE).write_text(str(seen))
-                where = None
-                tune.report({**metrics, **constants}, checkpoint=tune.Checkpoint.from_directory(folder))
-        except OSError as error:
-            raise StorageError.of(where, error) from None
+    try:
+        for metrics in itertools.chain(trainer.history[seen:], trainer):
+            seen += 1
+            if population:
+                followed = policy(trainer.history[:seen], population, trainer.total_steps)
+                metrics = {**metrics, **{POLICY + name: str(value) for name, value in followed.items()}}
+            if trainer.step < trainer.total_steps and time.monotonic() - saved < every:
+                tune.report({**metrics, **constants})
+                continue
+            saved = time.monotonic()
+            _report_with_state(trainer, seen, {**metrics, **constants})
+    except FloatingPointError:
+        if population:
+            tune.report({"step": trainer.step, "val_acc": math.nan, DIVERGED: 1.0, **constants})
+        raise
+
+
+def _report_with_state(trainer: Trainer, seen: int, metrics: Mapping[str, Any]) -> None:
+    """Report `metrics` with a checkpoint of `trainer` (`seen`: the evaluations Tune has then been told of); a
+    StorageError where it cannot be written."""
+    where = tempfile.gettempdir()  # this worker's temporary folder, then (None) the study's storage folder
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            with (Path(folder) / STATE_FILE).open("wb") as file:  # a full disk: OSError, not torch's RuntimeError
+                torch.save(trainer.state_dict(), file)
+            (Path(folder) / REPORTED_FILE).write_text(str(seen))
+            where = None
+            tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(folder))
+    except OSError as error:
+        raise StorageError.of(where, error) from None
 
 
 def _reported(folder: str | Path, evaluations: int) -> int:

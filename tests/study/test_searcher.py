@@ -145,7 +145,7 @@ def test_a_restored_searcher_holds_what_the_saved_one_did_and_goes_on(tmp_path: 
 
 
 def test_asha_compares_a_trial_only_with_its_own_label_set() -> None:
-    def asha() -> ASHAScheduler:
+    def asha(key: str = "") -> ASHAScheduler:  # PerLabelSet makes one per label set key
         return ASHAScheduler(metric="val_acc", mode="max", time_attr="training_iteration", max_t=4, grace_period=1,
                              reduction_factor=2)
 
