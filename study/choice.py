@@ -81,10 +81,20 @@ def name_key(name: str) -> tuple:
 
 def fmt_number(value: Any) -> str:
     """A value as the console and the reports write it: a number to 4 significant digits ("0.2512", "16", "0.0002288"),
-    anything else as str."""
+    a schedule's compact text with its numbers so ("piecewise:0.4018:0.2:0.178"), anything else as str."""
+    if isinstance(value, str) and ":" in value:
+        shape, *parts = value.split(":")
+        return ":".join([shape, *(_short(part) for part in parts)])
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return str(value)
     return str(value) if isinstance(value, numbers.Integral) else f"{float(value):.4g}"
+
+
+def _short(text: str) -> str:
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
 
 
 def fmt_setting(setting: Mapping[str, Any]) -> str:

@@ -518,9 +518,10 @@ def _scheduler(config: StudyConfig, searcher: StudySearcher, several: bool) -> P
 
 def _exploited(tracker: MlflowTracker, label_set: LabelSet, record: dict[str, Any], console: Console) -> None:
     """Say an exploitation (study.population's record) on the console and as a tag of the exploiting trial's run:
-    exploit.<n> = "step S of trial T: psi=0.31, rho=4.2" (the n-th; the values it goes on with)."""
+    exploit.<n> = "step S of trial T: psi=0.31, rho=4.2" (its n-th; the values it goes on with); its run then logs
+    the steps it goes on with from step S."""
     line = f"step {record['step']} of trial {record['source']}: {choice.fmt_setting(record['values'])}"
-    tracker.tag(record["trial"], f"exploit.{record['number']}", line)
+    tracker.add_tag(record["trial"], "exploit", line, rewind=True)
     console.echo(f"  pbt {label_set.name()}: trial {record['trial']} goes on from {line}")
 
 

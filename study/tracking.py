@@ -35,6 +35,7 @@ _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
 _LABEL_SET_FIELDS = ("noise", "noise_rate", "split")  # a trial's label set and stage: the console names them
 COLLAPSE_MARGIN = 1.5  # a trial whose last val_acc is at most this many times chance has collapsed
 REST_S = 1.0  # the writer's pause after it wrote: a trial's results of meanwhile go in one request, and MLflow lags
+_NEXT = ".+"  # a tag key's end: numbered when written (MlflowTracker.add_tag)
 
 
 def client_for(tracking_uri: str) -> MlflowClient:
@@ -81,6 +82,7 @@ class _Write:
     metrics: tuple[Metric, ...] = ()
     tags: tuple[RunTag, ...] = ()
     status: str | None = None  # FINISHED or FAILED: the trial's end
+    rewind: bool = False  # the trial goes on from another's state: its next steps are logged, whatever its run has
 
 
 class MlflowTracker(Callback):
@@ -165,9 +167,12 @@ class MlflowTracker(Callback):
         self._write(_Write(trial.trial_id, result.get("config") or trial.config, step, metrics))
         self._last[trial.trial_id] = result
 
-    def tag(self, trial_id: str, key: str, value: str) -> None:
-        """Set the tag `key` of trial `trial_id`'s run (queued with its other writes)."""
-        self._write(_Write(trial_id, tags=(RunTag(key, value[:5000]),)))
+    def add_tag(self, trial_id: str, prefix: str, value: str, *, rewind: bool = False) -> None:
+        """Add the tag <prefix>.<n> to trial `trial_id`'s run (queued with its other writes), n one more than the
+        run's last such tag when it is written: numbered from MLflow's record, so a resumed study numbers on.
+        `rewind`: the trial now goes on from another trial's state (PBT), so its next steps are logged even where
+        they are not past the last one logged (as steps replayed from its own older checkpoint are not)."""
+        self._write(_Write(trial_id, tags=(RunTag(prefix + _NEXT, value[:5000]),), rewind=rewind))
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         reason = error_reason(trial.error_file)
@@ -289,15 +294,34 @@ class MlflowTracker(Callback):
         run_id = self.run_id(writes[0].trial_id)
         last, metrics = self._logged.get(run_id, -1), []
         for write in writes:
+            last = -1 if write.rewind else last
             if write.metrics and write.step > last:  # else a replay (from an older checkpoint)
                 metrics += write.metrics
                 last = write.step
         config = next((write.config for write in writes if write.config is not None), None)
-        self._log(run_id, config, metrics, [tag for write in writes for tag in write.tags])
+        self._log(run_id, config, metrics, self._numbered(run_id, [tag for write in writes for tag in write.tags]))
         self._logged[run_id] = last
         if writes[-1].status is not None:
             self.client.set_terminated(run_id, writes[-1].status)
             self._ended.add(writes[0].trial_id)
+
+    def _numbered(self, run_id: str, tags: list[RunTag]) -> list[RunTag]:
+        """`tags` with each <prefix>.+ (`add_tag`'s) given the number after the run's last <prefix>.<n>."""
+        if not any(tag.key.endswith(_NEXT) for tag in tags):
+            return tags
+        last: dict[str, int] = {}
+        for key in self.client.get_run(run_id).data.tags:
+            prefix, _, n = key.rpartition(".")
+            if n.isdigit():
+                last[prefix] = max(last.get(prefix, 0), int(n))
+        numbered = []
+        for tag in tags:
+            if tag.key.endswith(_NEXT):
+                prefix = tag.key.removesuffix(_NEXT)
+                last[prefix] = last.get(prefix, 0) + 1
+                tag = RunTag(f"{prefix}.{last[prefix]}", tag.value)
+            numbered.append(tag)
+        return numbered
 
     def _log(self, run_id: str, config: Mapping[str, Any] | None, metrics: list[Metric], tags: list[RunTag]) -> None:
         """Log `metrics` and `tags` (the last of a key) to run `run_id`, and the params of `config` (and its seed as

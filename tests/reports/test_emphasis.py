@@ -20,7 +20,7 @@ from trainers.reparam import to_psi_rho
 T = np.linspace(0, 1, 1001)
 FIXED = {0.2: {"lam": 1.0, "beta": 8.0}, 0.4: {"lam": 0.25, "beta": 4.0}}
 SCHEDULE = {0.2: "linear:0.5:0.2", 0.4: "linear:0.1:0.6"}
-PBT = {0.2: "0.3", 0.4: "step:0.2:0.4:0.5"}  # PBT's piecewise best.psi ("piecewise:0.2:0.5:0.4") as a step for now
+PBT = {0.2: "0.3", 0.4: "piecewise:0.2:0.5:0.4"}  # PBT's best.psi: a number, or the piecewise schedule it followed
 FINALS = {"dm-fixed": [0.90, 0.91, 0.93], "dm-sched": [0.92, 0.95], "dm-pbt": [0.94, 0.94, 0.97, 0.96]}
 TRIALS = {"dm-fixed": 3, "dm-sched": 2, "dm-pbt": 4}  # search trials per noise rate
 
@@ -41,7 +41,7 @@ def _studies(tmp: Path, name: str, studies: dict[str, tuple[dict, dict[float, di
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """(tracking URI, folder) of a store of "dm-fixed" (best λ, β), "dm-sched" (best ψ a linear schedule, ρ), "dm-pbt"
-    (search.mode pbt: best ψ a number at 0.2, a step at 0.4) and "cce", at noise rates 0.2 and 0.4."""
+    (search.mode pbt: best ψ a number at 0.2, a piecewise schedule at 0.4) and "cce", at noise rates 0.2 and 0.4."""
     tmp = tmp_path_factory.mktemp("emphasis")
     uri = _studies(tmp, "store", {
         "dm-fixed": ({"search": {"mode": "optuna", "parametrization": "lam_beta"}}, FIXED),
@@ -55,7 +55,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 
 def expected_psi() -> dict[str, list[tuple[str, np.ndarray]]]:
     """ψ(t) of each study's best setting per noise rate, computed here: λ/(λ+1), the linear schedules written out, the
-    step as PBT's policy."""
+    piecewise schedule as PBT's policy."""
     return {f"{rate:g}": [("dm-fixed (fixed)", np.full_like(T, to_psi_rho(FIXED[rate]["lam"], FIXED[rate]["beta"])[0])),
                           ("dm-sched (schedule)", start + (end - start) * T),
                           ("dm-pbt (PBT)", pbt)]

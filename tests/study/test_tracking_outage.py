@@ -88,13 +88,9 @@ def server(tmp_path: Path):
 
 
 def results_of(folder: Path, stage: str) -> list[Path]:
-    """The result.json files of a stage's trials, in the study's one Tune experiment (a trial's stage: its
-    params.json, a final retrain's split)."""
-    def stage_of(trial: Path) -> str:
-        return "final" if json.loads((trial / "params.json").read_text()).get("split") == "final" else "search"
-
-    return [p for p in folder.glob(f"{TRIALS}/*/result.json")
-            if (p.parent / "params.json").is_file() and stage_of(p.parent) == stage]
+    """The result.json files of a stage's trials, in the study's one Tune experiment (a trial's stage: its folder's
+    name, train_trial_<id>_<n>_<stage>-<noise>-<rate>, which Tune writes before anything in it)."""
+    return list(folder.glob(f"{TRIALS}/*_{stage}-*/result.json"))
 
 
 def recorded(folder: Path, stage: str) -> int:
