@@ -103,7 +103,7 @@ def test_a_pbt_study_copies_weights_with_values_and_retrains_the_schedule_its_be
     followed = {k: str(v) for k, v in best.items() if k in ("psi", "rho")}
     (winner, *_) = [p for p, r in searched.items() if {k: r[f"policy.{k}"] for k in followed} == followed]
     assert searched[winner]["val_acc"] == max(r["val_acc"] for r in searched.values())  # ties: the study's rule
-    schedule = ParamSchedule.parse("psi", best["psi"])
+    schedule = ParamSchedule.parse("psi", best["psi"] if isinstance(best["psi"], str) else f"piecewise:{best['psi']}")
     followed = _history(_final_state(winner))
     total = searched[winner]["total_steps"]
     for before, evaluation in zip([{"step": 0}, *followed], followed):  # each value held since the evaluation before

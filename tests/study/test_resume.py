@@ -137,7 +137,7 @@ def test_killed_driver_resumes_without_rerunning_duplicating_or_undoing(tmp_path
         ("TERMINATED", EPOCHS), ("TERMINATED", GRACE), ("RUNNING", saved[3]["iteration"])]
     assert GRACE < saved[3]["iteration"] < evaluations(named.parent) < EPOCHS
     assert not named.exists()
-    shutil.rmtree(experiment / COPY)
+    shutil.rmtree(experiment / COPY, ignore_errors=True)  # absent where the kill came as the copy was replaced
     shutil.copytree(tmp_path / "saved", experiment / COPY)
 
     client = MlflowClient(uri)
