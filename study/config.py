@@ -146,7 +146,8 @@ class SearchConfig:
         if self.mode == "pbt":
             self._check_pbt()
         else:
-            _check("pbt", self.pbt, self.pbt is None, "only with mode pbt; null with mode " + self.mode)
+            given = dataclasses.asdict(self.pbt) if isinstance(self.pbt, PbtConfig) else self.pbt
+            _check("pbt", given, self.pbt is None, "only with mode pbt; null with mode " + self.mode)
 
     def _check_pbt(self) -> None:
         """Mode pbt: a population of at least 2, no ASHA, only the method's parameters perturbed (a copied optimiser
