@@ -88,9 +88,9 @@ class LabelSetPBT(PopulationBasedTraining):
         self._saved: dict[str, dict[str, Any]] = {}  # trial id → a restored state, until its trial is added again
 
     def __getstate__(self) -> dict[str, Any]:
-        """Plain state, by trial id (no Trial objects, no futures): what a restored Tuner's population goes on with."""
+        """Plain state, by trial id (no Trial objects): what a restored Tuner's population goes on with."""
         state = {k: v for k, v in self.__dict__.items() if k != "_trial_state"}
-        state["_saved"] = {**self._saved, **{trial.trial_id: _plain(s) for trial, s in self._trial_state.items()}}
+        state["_saved"] = {**self._saved, **{trial.trial_id: dict(vars(s)) for trial, s in self._trial_state.items()}}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -108,7 +108,7 @@ class LabelSetPBT(PopulationBasedTraining):
             state.orig_tag = saved["orig_tag"]
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
-        if result.get("step", 0) >= result.get("total_steps", math.inf):  # its last: ranked, neither paused nor copied
+        if _at_end(result):  # its last evaluation: ranked, neither paused nor copied
             self._save_trial_state(self._trial_state[trial], result[self._time_attr], result, trial)
             return TrialScheduler.CONTINUE
         tune_controller = _Population(tune_controller, self._trial_state)
@@ -124,9 +124,7 @@ class LabelSetPBT(PopulationBasedTraining):
             if other_state.last_score is None and isinstance(score, (int, float)) and math.isfinite(score):
                 other_state.last_score = score
         lower, upper = self._quantiles()
-        sources = [other for other in upper if other.checkpoint is not None]
-        if trial in lower and sources:
-            self._exploit(tune_controller, trial, random.choice(sources))
+        self._checkpoint_or_exploit(trial, tune_controller, upper, lower)
         return TrialScheduler.NOOP if trial.status == Trial.PAUSED else TrialScheduler.CONTINUE
 
     def _checkpoint_or_exploit(self, trial: Trial, tune_controller: Any, upper_quantile: list[Trial],
@@ -148,8 +146,8 @@ class LabelSetPBT(PopulationBasedTraining):
                 return self._trial_state[t].last_score
             return self.scores.get(t.trial_id, {}).get(self._now)
 
-        ranked = sorted((t for t, s in self._trial_state.items() if score(t) is not None and not t.is_finished()
-                         and (s.last_result or {}).get("step", 0) < (s.last_result or {}).get("total_steps", math.inf)),
+        ranked = sorted((t for t, s in self._trial_state.items()
+                         if score(t) is not None and not t.is_finished() and not _at_end(s.last_result or {})),
                         key=score)
         size = min(math.ceil(len(ranked) * self._quantile_fraction), len(ranked) // 2)
         return (ranked[:size], ranked[-size:]) if size else ([], [])
@@ -192,9 +190,6 @@ def _experiment_folder(trial: Trial) -> Path:
     return Path(storage.experiment_fs_path if local else trial.local_experiment_path)
 
 
-def _plain(state: _PBTTrialState) -> dict[str, Any]:
-    """A PBT trial state without what cannot outlive the driver (a pending save: None, PBT asks again)."""
-    plain = dict(vars(state))
-    if not isinstance(plain.get("last_checkpoint"), (tune.Checkpoint, type(None))):
-        plain["last_checkpoint"] = None
-    return plain
+def _at_end(result: Mapping[str, Any]) -> bool:
+    """Whether `result` is its trial's last evaluation (step = total_steps)."""
+    return result.get("step", 0) >= result.get("total_steps", math.inf)
